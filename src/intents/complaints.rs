@@ -1,0 +1,261 @@
+//! The complaint lexicon: recognising an unhappy buyer by what they say, not by the word 投诉.
+//!
+//! "质量太差了", "贴上第二天就破了", "客服态度很差" never name a complaint, yet each must reach a
+//! human. A shop lists negative judgements (terms) with weights, and the words around them
+//! that change their force:
+//! - intensifiers multiply a term's weight ("太差" weighs more than "差");
+//! - negators and hedges right before a term cancel it ("不差", "会不会掉色");
+//! - neutral phrases are longer matches that swallow a term inside them ("不错", "差不多");
+//! - a target word ("质量", "客服") adds a bonus once some judgement was found;
+//! - a message ending in a question particle is damped: it is more often a worry than a report.
+//!
+//! The score is the sum; at or above the threshold the message is handed off to the intent of
+//! the strongest term. Everything is one leftmost-longest aho-corasick pass, no I/O.
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use crate::normalize::ends_in_question_particle;
+
+/// A judgement term as the scorer sees it.
+#[derive(Debug, Clone)]
+pub struct TermSpec {
+    pub words: Vec<String>,
+    pub weight: f32,
+    /// Index of the handoff intent this term counts for.
+    pub handoff_intent: usize,
+}
+
+/// The lexicon as loaded from `complaints.toml`, already normalised.
+#[derive(Debug, Clone, Default)]
+pub struct LexiconSpec {
+    pub threshold: f32,
+    pub window: usize,
+    pub question_damping: f32,
+    pub target_bonus: f32,
+    pub targets: Vec<String>,
+    pub negators: Vec<String>,
+    pub hedges: Vec<String>,
+    pub neutral: Vec<String>,
+    pub intensifiers: Vec<(String, f32)>,
+    pub terms: Vec<TermSpec>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Term { weight: f32, handoff_intent: usize },
+    Cancel,
+    Neutral,
+    Intensifier(f32),
+}
+
+/// A compiled lexicon.
+#[derive(Debug, Clone)]
+pub struct ComplaintLexicon {
+    automaton: AhoCorasick,
+    roles: Vec<Vec<Role>>,
+    /// Target words are searched on their own, with overlaps, so that a target inside a
+    /// longer term ("客服" in "客服态度差") still counts.
+    targets: Option<AhoCorasick>,
+    threshold: f32,
+    window: usize,
+    question_damping: f32,
+    target_bonus: f32,
+}
+
+/// What the lexicon made of a message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ComplaintScore {
+    pub score: f32,
+    /// The handoff intent, when the score reached the threshold.
+    pub handoff_intent: Option<usize>,
+}
+
+impl ComplaintLexicon {
+    pub fn build(spec: LexiconSpec) -> Result<ComplaintLexicon, aho_corasick::BuildError> {
+        let mut patterns: Vec<String> = Vec::new();
+        let mut roles: Vec<Vec<Role>> = Vec::new();
+        let mut add = |text: &str, role: Role| {
+            let id = match patterns.iter().position(|p| p == text) {
+                Some(id) => id,
+                None => {
+                    patterns.push(text.to_string());
+                    roles.push(Vec::new());
+                    patterns.len() - 1
+                }
+            };
+            roles[id].push(role);
+        };
+        for term in &spec.terms {
+            for word in &term.words {
+                add(
+                    word,
+                    Role::Term {
+                        weight: term.weight,
+                        handoff_intent: term.handoff_intent,
+                    },
+                );
+            }
+        }
+        for word in spec.negators.iter().chain(&spec.hedges) {
+            add(word, Role::Cancel);
+        }
+        for word in &spec.neutral {
+            add(word, Role::Neutral);
+        }
+        for (word, factor) in &spec.intensifiers {
+            add(word, Role::Intensifier(*factor));
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&patterns)?;
+        let targets = if spec.targets.is_empty() {
+            None
+        } else {
+            Some(AhoCorasick::new(&spec.targets)?)
+        };
+        Ok(ComplaintLexicon {
+            automaton,
+            roles,
+            targets,
+            threshold: spec.threshold,
+            window: spec.window,
+            question_damping: spec.question_damping,
+            target_bonus: spec.target_bonus,
+        })
+    }
+
+    pub fn score(&self, normalized: &str) -> ComplaintScore {
+        let mut total = 0.0f32;
+        let mut strongest: Option<(f32, usize)> = None;
+        // Modifiers seen so far: (end offset, role). Only those within `window` chars of a
+        // term's start apply to it.
+        let mut modifiers: Vec<(usize, Role)> = Vec::new();
+        for m in self.automaton.find_iter(normalized) {
+            for role in &self.roles[m.pattern().as_usize()] {
+                match *role {
+                    Role::Term {
+                        weight,
+                        handoff_intent,
+                    } => {
+                        let mut factor = 1.0f32;
+                        for &(end, modifier) in &modifiers {
+                            if end > m.start()
+                                || normalized[end..m.start()].chars().count() > self.window
+                            {
+                                continue;
+                            }
+                            match modifier {
+                                Role::Cancel => factor = 0.0,
+                                Role::Intensifier(f) => factor *= f,
+                                _ => {}
+                            }
+                        }
+                        let scored = weight * factor;
+                        total += scored;
+                        if scored > 0.0 && strongest.is_none_or(|(s, _)| scored > s) {
+                            strongest = Some((scored, handoff_intent));
+                        }
+                    }
+                    Role::Cancel | Role::Intensifier(_) => modifiers.push((m.end(), *role)),
+                    Role::Neutral => {}
+                }
+            }
+        }
+        if total > 0.0
+            && self
+                .targets
+                .as_ref()
+                .is_some_and(|t| t.is_match(normalized))
+        {
+            total += self.target_bonus;
+        }
+        if ends_in_question_particle(normalized) {
+            total *= self.question_damping;
+        }
+        let handoff_intent = strongest
+            .filter(|_| total >= self.threshold)
+            .map(|(_, intent)| intent);
+        ComplaintScore {
+            score: total,
+            handoff_intent,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::normalize;
+
+    const COMPLAINT: usize = 7;
+    const AFTER_SALE: usize = 8;
+
+    fn lexicon() -> ComplaintLexicon {
+        let words = |list: &[&str]| list.iter().map(|w| normalize(w)).collect::<Vec<_>>();
+        ComplaintLexicon::build(LexiconSpec {
+            threshold: 2.0,
+            window: 3,
+            question_damping: 0.5,
+            target_bonus: 1.0,
+            targets: words(&["质量", "客服", "态度", "图片"]),
+            negators: words(&["不", "没"]),
+            hedges: words(&["会不会", "会", "担心"]),
+            neutral: words(&["不错", "差不多", "差价"]),
+            intensifiers: vec![("太".into(), 1.5), ("很".into(), 1.2), ("完全".into(), 1.5)],
+            terms: vec![
+                TermSpec {
+                    words: words(&["差", "垃圾"]),
+                    weight: 2.0,
+                    handoff_intent: COMPLAINT,
+                },
+                TermSpec {
+                    words: words(&["破了", "掉色", "还没发货"]),
+                    weight: 2.0,
+                    handoff_intent: AFTER_SALE,
+                },
+                TermSpec {
+                    words: words(&["客服慢"]),
+                    weight: 1.0,
+                    handoff_intent: COMPLAINT,
+                },
+                TermSpec {
+                    words: words(&["不一样", "等了"]),
+                    weight: 1.0,
+                    handoff_intent: AFTER_SALE,
+                },
+            ],
+        })
+        .unwrap()
+    }
+
+    fn check(message: &str, expected: Option<usize>) {
+        let score = lexicon().score(&normalize(message));
+        assert_eq!(
+            score.handoff_intent, expected,
+            "{message:?} scored {score:?}"
+        );
+    }
+
+    #[test]
+    fn judgements_hand_off_to_their_intent() {
+        check("质量太差了", Some(COMPLAINT));
+        check("客服态度很差", Some(COMPLAINT));
+        check("贴上第二天就破了", Some(AFTER_SALE));
+        check("和图片完全不一样", Some(AFTER_SALE));
+        // "客服" inside the longer term still earns the target bonus: 1 + 1 reaches 2.
+        check("客服慢", Some(COMPLAINT));
+        check("等了一个星期还没发货", Some(AFTER_SALE));
+    }
+
+    #[test]
+    fn praise_negation_and_worries_do_not() {
+        check("质量不错", None);
+        check("不差", None);
+        check("物流很快", None);
+        check("差不多吧", None);
+        check("能补差价吗", None);
+        check("会不会掉色啊", None);
+        check("担心掉色", None);
+        check("和上次不一样", None);
+    }
+}

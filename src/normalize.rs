@@ -1,0 +1,99 @@
+//! Text normalisation shared by keyword matching, the complaint lexicon and (later) the FAQ.
+//!
+//! Buyers write the same question many ways: "親，在嗎？", "亲,在吗", "ＨＥＬＬＯ!!". Matching
+//! works on one canonical form so that none of that matters:
+//! - full-width forms become half-width (`Ａ１！` → `a1!`), the ideographic space a space;
+//! - traditional characters become simplified;
+//! - letters are lower-cased;
+//! - punctuation, spaces, emoji and other symbols are dropped, except that a single space is
+//!   kept between two ASCII words so that "free shipping" does not read as "freeshipping" and
+//!   English keywords can be matched as whole words.
+//!
+//! Keywords go through the same function when the intent files are loaded, so operators can
+//! write them however they like.
+
+/// Returns the canonical form of `text`.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // Whether a separator (dropped character) was seen since the last kept character.
+    let mut pending_gap = false;
+    for raw in text.chars() {
+        let folded = fold_width(raw);
+        if folded.is_alphanumeric() {
+            if pending_gap && folded.is_ascii_alphanumeric() && ends_with_ascii_word(&out) {
+                out.push(' ');
+            }
+            pending_gap = false;
+            for lower in folded.to_lowercase() {
+                out.push(lower);
+            }
+        } else {
+            pending_gap = true;
+        }
+    }
+    if out.is_ascii() {
+        out
+    } else {
+        fast2s::convert(&out)
+    }
+}
+
+/// Maps full-width ASCII variants (U+FF01..U+FF5E) and the ideographic space to their
+/// half-width forms; everything else is returned unchanged.
+fn fold_width(c: char) -> char {
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        '\u{3000}' => ' ',
+        _ => c,
+    }
+}
+
+fn ends_with_ascii_word(s: &str) -> bool {
+    s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+/// True when `c` can be part of an ASCII word; used to match English keywords as whole words.
+pub fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric()
+}
+
+/// Question particles that end a buyer's question in the normalised text.
+pub fn ends_in_question_particle(normalized: &str) -> bool {
+    matches!(
+        normalized.chars().last(),
+        Some('吗' | '么' | '嘛' | '呢' | '不')
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    fn check(input: &str, expected: &str) {
+        assert_eq!(normalize(input), expected, "normalising {input:?}");
+    }
+
+    #[test]
+    fn traditional_full_width_and_punctuation_do_not_matter() {
+        check("親，在嗎？", "亲在吗");
+        check("亲,在吗", "亲在吗");
+        check("包郵嗎", "包邮吗");
+        check("ＨＥＬＬＯ！！", "hello");
+        check("什么时候發貨😊😊", "什么时候发货");
+        check("  在　吗 ", "在吗");
+    }
+
+    #[test]
+    fn a_space_survives_only_between_ascii_words() {
+        check("Free   Shipping?", "free shipping");
+        check("can you ship to 上海", "can you ship to上海");
+        check("iPhone 15 可以吗", "iphone 15可以吗");
+        check("size M 有货吗", "size m有货吗");
+    }
+
+    #[test]
+    fn empty_and_symbol_only_inputs_become_empty() {
+        check("", "");
+        check("？？！！😊", "");
+    }
+}

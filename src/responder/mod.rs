@@ -1,0 +1,282 @@
+//! Decides what the bot says to a buyer message, and when a human must take over.
+//!
+//! `respond` is synchronous and does no I/O: normalise → keyword intents and the complaint
+//! lexicon → the duty state (away, busy) → replies rendered from the shop's templates, with
+//! the conversation's state updated in place. The caller stores the result and sends it.
+
+mod vars;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::conversation::ConversationState;
+use crate::intents::HandoffPriority;
+use crate::normalize::normalize;
+use crate::shop::schedule::Duty;
+use crate::shop::template::{Template, Variants};
+use crate::shop::{Action, Shop, TemplateName};
+use vars::Vars;
+
+/// At most this many intents are answered for one message; more reads as spam.
+const MAX_ANSWERS: usize = 3;
+
+/// The kinds of reply of the wire contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplyKind {
+    Welcome,
+    Away,
+    Busy,
+    Answer,
+    Faq,
+    Fallback,
+    Handoff,
+    Agent,
+}
+
+impl ReplyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyKind::Welcome => "welcome",
+            ReplyKind::Away => "away",
+            ReplyKind::Busy => "busy",
+            ReplyKind::Answer => "answer",
+            ReplyKind::Faq => "faq",
+            ReplyKind::Fallback => "fallback",
+            ReplyKind::Handoff => "handoff",
+            ReplyKind::Agent => "agent",
+        }
+    }
+}
+
+/// One message the bot sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub kind: ReplyKind,
+    /// The intent that produced it, for `answer` and `handoff`.
+    pub intent: Option<Arc<str>>,
+    pub text: String,
+}
+
+/// A request to queue the conversation for a human.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandoffRequest {
+    pub intent: Arc<str>,
+    pub priority: HandoffPriority,
+}
+
+/// Everything the bot does for one buyer message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub replies: Vec<Reply>,
+    /// Set when a new handoff must be created; it must be stored before the replies are sent.
+    pub handoff: Option<HandoffRequest>,
+}
+
+/// What a message asks for, before any reply is chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Hand off for this intent (index into the shop's intents).
+    Handoff(usize),
+    /// Answer these intents, in order.
+    Answer(Vec<usize>),
+    Nothing,
+}
+
+/// Classifies a normalised message: handoff intents win over everything; otherwise every
+/// answerable intent is answered in order of appearance.
+pub fn decide(shop: &Shop, normalized: &str) -> Decision {
+    let hits = shop.intents.detect(normalized);
+    let complaint = shop
+        .complaints
+        .as_ref()
+        .and_then(|lexicon| lexicon.score(normalized).handoff_intent);
+    let keyword_handoffs = hits.iter().map(|h| (h.intent, h.position));
+    let best_handoff = keyword_handoffs
+        .chain(complaint.map(|i| (i, usize::MAX)))
+        .filter_map(|(intent, position)| {
+            let spec = shop.intents.intent(intent);
+            spec.handoff.map(|priority| {
+                (
+                    (priority, spec.priority, std::cmp::Reverse(position)),
+                    intent,
+                )
+            })
+        })
+        .max_by_key(|(rank, _)| *rank);
+    if let Some((_, intent)) = best_handoff {
+        return Decision::Handoff(intent);
+    }
+    let mut answers: Vec<usize> = hits.iter().map(|h| h.intent).collect();
+    if answers.len() > 1 {
+        answers.retain(|&i| !shop.intents.intent(i).yield_to_others);
+    }
+    answers.truncate(MAX_ANSWERS);
+    if answers.is_empty() {
+        Decision::Nothing
+    } else {
+        Decision::Answer(answers)
+    }
+}
+
+/// The welcome for a buyer who just connected, unless they were welcomed today already.
+pub fn welcome(shop: &Shop, state: &mut ConversationState, now: DateTime<Utc>) -> Option<Reply> {
+    let today = shop.schedule.local(now).date_naive();
+    if state.welcomed_on == Some(today) {
+        return None;
+    }
+    state.welcomed_on = Some(today);
+    let vars = Vars::new(shop, now, "");
+    let text = render_next(
+        state,
+        TemplateName::Welcome.name(),
+        &shop.templates.welcome,
+        &vars,
+    );
+    Some(Reply {
+        kind: ReplyKind::Welcome,
+        intent: None,
+        text,
+    })
+}
+
+/// Answers one buyer message.
+pub fn respond(
+    shop: &Shop,
+    state: &mut ConversationState,
+    text: &str,
+    now: DateTime<Utc>,
+) -> Response {
+    let normalized = normalize(text);
+    let decision = decide(shop, &normalized);
+    let vars = Vars::new(shop, now, &normalized);
+    let mut replies = Vec::with_capacity(2);
+
+    let duty = shop.schedule.duty_at(now);
+    let away = matches!(duty, Duty::Away { .. });
+    if let Duty::Away { back } = duty {
+        let period = back.map_or_else(|| "closed".to_string(), |b| b.to_rfc3339());
+        let handing_off = matches!(decision, Decision::Handoff(_));
+        if state.away_period.as_deref() != Some(period.as_str()) {
+            state.away_period = Some(period);
+            // A handoff while away gets its own notice that says the same and more.
+            if !handing_off {
+                replies.push(template_reply(
+                    state,
+                    shop,
+                    TemplateName::Away,
+                    ReplyKind::Away,
+                    &vars,
+                ));
+            }
+        }
+    } else if let Some(peak) = shop.schedule.peak_at(now) {
+        let period = format!("{}@{}", peak.name, peak.start.to_rfc3339());
+        if state.busy_period.as_deref() != Some(period.as_str()) {
+            state.busy_period = Some(period);
+            replies.push(template_reply(
+                state,
+                shop,
+                TemplateName::Busy,
+                ReplyKind::Busy,
+                &vars,
+            ));
+        }
+    }
+
+    let mut handoff = None;
+    match decision {
+        Decision::Handoff(index) => {
+            let spec = shop.intents.intent(index);
+            let Action::Handoff(own) = &shop.actions[index] else {
+                unreachable!("only handoff intents are chosen for a handoff");
+            };
+            let (key, variants) = match (own, away) {
+                (_, true) => (
+                    TemplateName::HandoffAway.name(),
+                    &shop.templates.handoff_away,
+                ),
+                (Some(own), false) => (&*spec.name, own),
+                (None, false) => (TemplateName::Handoff.name(), &shop.templates.handoff),
+            };
+            let text = render_next(state, key, variants, &vars);
+            replies.push(Reply {
+                kind: ReplyKind::Handoff,
+                intent: Some(spec.name.clone()),
+                text,
+            });
+            if state.open_handoff.is_none() {
+                handoff = Some(HandoffRequest {
+                    intent: spec.name.clone(),
+                    priority: spec.handoff.unwrap_or(HandoffPriority::Normal),
+                });
+            }
+        }
+        Decision::Answer(intents) => {
+            for index in intents {
+                let spec = shop.intents.intent(index);
+                let text = match &shop.actions[index] {
+                    Action::Answer(variants) => render_next(state, &spec.name, variants, &vars),
+                    Action::Template(name) => {
+                        render_next(state, name.name(), shop.templates.get(*name), &vars)
+                    }
+                    Action::Ladder => {
+                        let last = shop.ladder.steps.len() - 1;
+                        let step = state.bargain_step.min(last);
+                        state.bargain_step = (step + 1).min(last);
+                        let key = format!("bargain#{step}");
+                        render_next(state, &key, &shop.ladder.steps[step], &vars)
+                    }
+                    Action::Handoff(_) => unreachable!("handoff intents never reach answers"),
+                };
+                replies.push(Reply {
+                    kind: ReplyKind::Answer,
+                    intent: Some(spec.name.clone()),
+                    text,
+                });
+            }
+        }
+        Decision::Nothing => replies.push(template_reply(
+            state,
+            shop,
+            TemplateName::Fallback,
+            ReplyKind::Fallback,
+            &vars,
+        )),
+    }
+    Response { replies, handoff }
+}
+
+fn template_reply(
+    state: &mut ConversationState,
+    shop: &Shop,
+    name: TemplateName,
+    kind: ReplyKind,
+    vars: &Vars,
+) -> Reply {
+    Reply {
+        kind,
+        intent: None,
+        text: render_next(state, name.name(), shop.templates.get(name), vars),
+    }
+}
+
+/// Renders the variant after the one this conversation got last time for `key`.
+fn render_next(
+    state: &mut ConversationState,
+    key: &str,
+    variants: &Variants,
+    vars: &Vars,
+) -> String {
+    let previous = state.last_variant.get(key).copied();
+    let (index, template): (usize, &Template) = variants.next_after(previous);
+    if variants.len() > 1 {
+        match state.last_variant.get_mut(key) {
+            Some(slot) => *slot = index,
+            None => {
+                state.last_variant.insert(key.to_string(), index);
+            }
+        }
+    }
+    template.render(vars)
+}

@@ -1,0 +1,183 @@
+//! The intent files exactly as operators write them (serde mirrors of the TOML).
+//!
+//! Nothing here is validated beyond TOML syntax and types; [`super::load`] turns these into the
+//! checked, compiled [`super::Shop`]. Strings that need checking later carry their position
+//! (`Spanned`) so that an error can name the file and line.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type Text = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShopFile {
+    pub name: String,
+    pub agent: String,
+    pub timezone: Text,
+    pub hours: HoursFile,
+    #[serde(default)]
+    pub peak: Vec<PeakFile>,
+    pub shipping: ShippingFile,
+    pub free_shipping: Option<FreeShippingFile>,
+    pub bargain: BargainFile,
+    pub templates: TemplatesFile,
+    #[serde(default)]
+    pub matching: MatchingFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursFile {
+    #[serde(default)]
+    pub mon: Vec<Text>,
+    #[serde(default)]
+    pub tue: Vec<Text>,
+    #[serde(default)]
+    pub wed: Vec<Text>,
+    #[serde(default)]
+    pub thu: Vec<Text>,
+    #[serde(default)]
+    pub fri: Vec<Text>,
+    #[serde(default)]
+    pub sat: Vec<Text>,
+    #[serde(default)]
+    pub sun: Vec<Text>,
+    #[serde(default)]
+    pub meal_breaks: Vec<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeakFile {
+    pub name: String,
+    pub start: Text,
+    pub end: Text,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShippingFile {
+    pub courier: String,
+    pub cutoff_hour: Spanned<u32>,
+    pub working_days: Vec<Text>,
+    pub default_days: String,
+    pub default_region: String,
+    pub dispatch_today: Vec<Text>,
+    pub dispatch_next: Vec<Text>,
+    #[serde(default)]
+    pub region: Vec<RegionFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionFile {
+    pub name: String,
+    pub days: String,
+    pub places: Vec<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreeShippingFile {
+    pub threshold: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BargainFile {
+    pub refuse: Vec<Text>,
+    pub value: Vec<Text>,
+    #[serde(default)]
+    pub concession: Vec<Text>,
+    pub member: Vec<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesFile {
+    pub welcome: Vec<Text>,
+    pub away: Vec<Text>,
+    pub busy: Vec<Text>,
+    pub fallback: Vec<Text>,
+    pub handoff: Vec<Text>,
+    pub handoff_away: Vec<Text>,
+    pub goodbye: Vec<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchingFile {
+    #[serde(default)]
+    pub negators: Vec<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentsFile {
+    #[serde(default)]
+    pub intent: Vec<IntentFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentFile {
+    pub name: Text,
+    #[serde(default)]
+    pub keywords: Vec<Text>,
+    #[serde(default)]
+    pub exclude: Vec<Text>,
+    #[serde(default)]
+    pub priority: i32,
+    pub negatable: Option<bool>,
+    #[serde(default)]
+    pub yield_to_others: bool,
+    #[serde(default)]
+    pub replies: Vec<Text>,
+    pub handoff: Option<Text>,
+    #[serde(default)]
+    pub ladder: bool,
+    pub template: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintsFile {
+    pub threshold: f32,
+    #[serde(default = "default_window")]
+    pub window: usize,
+    #[serde(default = "default_damping")]
+    pub question_damping: f32,
+    #[serde(default)]
+    pub target_bonus: f32,
+    #[serde(default)]
+    pub targets: Vec<Text>,
+    #[serde(default)]
+    pub negators: Vec<Text>,
+    #[serde(default)]
+    pub hedges: Vec<Text>,
+    #[serde(default)]
+    pub neutral: Vec<Text>,
+    #[serde(default)]
+    pub intensifiers: BTreeMap<String, f32>,
+    #[serde(default)]
+    pub term: Vec<TermFile>,
+}
+
+fn default_window() -> usize {
+    3
+}
+
+fn default_damping() -> f32 {
+    0.5
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TermFile {
+    pub words: Vec<Text>,
+    pub weight: f32,
+    pub handoff: Text,
+}

@@ -1,0 +1,540 @@
+//! Turns one shop folder into a validated [`Shop`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Weekday};
+use chrono_tz::Tz;
+
+use super::error::{LoadError, SourceFile};
+use super::files::{ComplaintsFile, IntentsFile, ShopFile, Text};
+use super::schedule::{MinuteRange, Peak, Schedule};
+use super::shipping::{Region, Shipping};
+use super::template::{Template, Variants};
+use super::{Action, Ladder, Shop, TemplateName, Templates};
+use crate::intents::complaints::{ComplaintLexicon, LexiconSpec, TermSpec};
+use crate::intents::{HandoffPriority, IntentSet, IntentSpec};
+use crate::normalize::normalize;
+
+const SHOP_FILE: &str = "shop.toml";
+const COMPLAINTS_FILE: &str = "complaints.toml";
+
+/// Loads the shop `id` from `folder`, or every mistake found in it.
+pub fn load_shop(id: &str, folder: &Path) -> Result<Shop, Vec<LoadError>> {
+    let mut errors = Vec::new();
+    let shop_path = folder.join(SHOP_FILE);
+    let shop_text = read(&shop_path).map_err(|e| vec![e])?;
+    let shop_src = SourceFile {
+        path: &shop_path,
+        text: &shop_text,
+    };
+    let shop_file: ShopFile =
+        toml::from_str(&shop_text).map_err(|e| vec![shop_src.toml_error(&e)])?;
+
+    let mut intent_files = Vec::new();
+    for path in toml_files(folder).map_err(|e| vec![e])? {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == SHOP_FILE || name == COMPLAINTS_FILE {
+            continue;
+        }
+        match read(&path) {
+            Ok(text) => intent_files.push((path, text)),
+            Err(e) => errors.push(e),
+        }
+    }
+    let complaints_path = folder.join(COMPLAINTS_FILE);
+    let complaints_text = if complaints_path.is_file() {
+        Some(read(&complaints_path).map_err(|e| vec![e])?)
+    } else {
+        None
+    };
+
+    let mut ctx = Context {
+        errors: &mut errors,
+    };
+    let schedule = ctx.schedule(&shop_src, &shop_file);
+    let shipping = ctx.shipping(&shop_src, &shop_file);
+    let ladder = ctx.ladder(&shop_src, &shop_file);
+    let templates = ctx.templates(&shop_src, &shop_file);
+    let negators: Vec<String> = ctx.normalized_all(&shop_src, &shop_file.matching.negators);
+
+    let mut specs = Vec::new();
+    let mut actions = Vec::new();
+    for (path, text) in &intent_files {
+        let src = SourceFile { path, text };
+        let file: IntentsFile = match toml::from_str(text) {
+            Ok(f) => f,
+            Err(e) => {
+                ctx.errors.push(src.toml_error(&e));
+                continue;
+            }
+        };
+        for intent in file.intent {
+            if let Some((spec, action)) = ctx.intent(&src, intent, &specs) {
+                specs.push(spec);
+                actions.push(action);
+            }
+        }
+    }
+
+    let complaints = complaints_text.and_then(|text| {
+        let src = SourceFile {
+            path: &complaints_path,
+            text: &text,
+        };
+        match toml::from_str::<ComplaintsFile>(&text) {
+            Ok(file) => ctx.complaints(&src, file, &specs),
+            Err(e) => {
+                ctx.errors.push(src.toml_error(&e));
+                None
+            }
+        }
+    });
+
+    let intents = match IntentSet::build(specs, &negators) {
+        Ok(set) => Some(set),
+        Err(e) => {
+            errors.push(shop_src.error(e.to_string()));
+            None
+        }
+    };
+    match (schedule, shipping, ladder, templates, intents) {
+        (Some(schedule), Some(shipping), Some(ladder), Some(templates), Some(intents))
+            if errors.is_empty() =>
+        {
+            Ok(Shop {
+                id: Arc::from(id),
+                name: shop_file.name,
+                agent: shop_file.agent,
+                schedule,
+                shipping,
+                free_shipping_threshold: shop_file.free_shipping.map(|f| f.threshold),
+                ladder,
+                templates,
+                intents,
+                actions,
+                complaints,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+fn read(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path).map_err(|e| LoadError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })
+}
+
+fn toml_files(folder: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let entries = std::fs::read_dir(folder).map_err(|e| LoadError {
+        file: folder.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot list: {e}"),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Collects errors while the pieces of a shop are validated one by one.
+struct Context<'e> {
+    errors: &'e mut Vec<LoadError>,
+}
+
+impl Context<'_> {
+    fn variants(&mut self, src: &SourceFile, key: &str, texts: &[Text]) -> Option<Variants> {
+        let mut templates = Vec::with_capacity(texts.len());
+        for text in texts {
+            match Template::parse(text.get_ref()) {
+                Ok(t) => templates.push(t),
+                Err(e) => {
+                    // The span includes the opening quote.
+                    let at = text.span().start + 1 + e.offset;
+                    self.errors.push(src.error_at(at..at, e.message));
+                }
+            }
+        }
+        if texts.is_empty() {
+            self.errors
+                .push(src.error(format!("`{key}` needs at least one reply text")));
+        }
+        if templates.len() != texts.len() {
+            return None;
+        }
+        Variants::new(templates)
+    }
+
+    fn normalized_all(&mut self, src: &SourceFile, texts: &[Text]) -> Vec<String> {
+        texts
+            .iter()
+            .filter_map(|t| self.normalized(src, t))
+            .collect()
+    }
+
+    fn normalized(&mut self, src: &SourceFile, text: &Text) -> Option<String> {
+        let n = normalize(text.get_ref());
+        if n.is_empty() {
+            self.errors.push(src.error_at(
+                text.span(),
+                format!(
+                    "\"{}\" is empty once punctuation and emoji are removed",
+                    text.get_ref()
+                ),
+            ));
+            return None;
+        }
+        Some(n)
+    }
+
+    fn ranges(&mut self, src: &SourceFile, texts: &[Text]) -> Vec<MinuteRange> {
+        texts
+            .iter()
+            .filter_map(|t| match MinuteRange::parse(t.get_ref()) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    self.errors.push(src.error_at(t.span(), e));
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn instant(&mut self, src: &SourceFile, text: &Text) -> Option<DateTime<chrono::Utc>> {
+        match DateTime::parse_from_rfc3339(text.get_ref()) {
+            Ok(t) => Some(t.to_utc()),
+            Err(e) => {
+                self.errors.push(src.error_at(
+                    text.span(),
+                    format!("expected a time like \"2026-11-11T00:00:00+08:00\": {e}"),
+                ));
+                None
+            }
+        }
+    }
+
+    fn schedule(&mut self, src: &SourceFile, file: &ShopFile) -> Option<Schedule> {
+        let timezone: Option<Tz> = match file.timezone.get_ref().parse() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                self.errors.push(src.error_at(
+                    file.timezone.span(),
+                    format!(
+                        "unknown time zone \"{}\"; use an IANA name like \"Asia/Shanghai\"",
+                        file.timezone.get_ref()
+                    ),
+                ));
+                None
+            }
+        };
+        let h = &file.hours;
+        let week = [
+            self.ranges(src, &h.mon),
+            self.ranges(src, &h.tue),
+            self.ranges(src, &h.wed),
+            self.ranges(src, &h.thu),
+            self.ranges(src, &h.fri),
+            self.ranges(src, &h.sat),
+            self.ranges(src, &h.sun),
+        ];
+        let meal_breaks = self.ranges(src, &h.meal_breaks);
+        let mut peaks = Vec::new();
+        for peak in &file.peak {
+            if let (Some(start), Some(end)) =
+                (self.instant(src, &peak.start), self.instant(src, &peak.end))
+            {
+                if start >= end {
+                    self.errors.push(src.error_at(
+                        peak.end.span(),
+                        format!("peak \"{}\" ends before it starts", peak.name),
+                    ));
+                }
+                peaks.push(Peak {
+                    name: peak.name.clone(),
+                    start,
+                    end,
+                });
+            }
+        }
+        Some(Schedule {
+            timezone: timezone?,
+            week,
+            meal_breaks,
+            peaks,
+        })
+    }
+
+    fn shipping(&mut self, src: &SourceFile, file: &ShopFile) -> Option<Shipping> {
+        let s = &file.shipping;
+        if *s.cutoff_hour.get_ref() > 24 {
+            self.errors.push(src.error_at(
+                s.cutoff_hour.span(),
+                "cutoff_hour must be an hour from 0 to 24",
+            ));
+        }
+        let mut working_days = [false; 7];
+        for day in &s.working_days {
+            match day.get_ref().parse::<Weekday>() {
+                Ok(d) => working_days[d.num_days_from_monday() as usize] = true,
+                Err(_) => self.errors.push(src.error_at(
+                    day.span(),
+                    format!("\"{}\" is not a weekday; use mon … sun", day.get_ref()),
+                )),
+            }
+        }
+        let dispatch_today = self.variants(src, "shipping.dispatch_today", &s.dispatch_today);
+        let dispatch_next = self.variants(src, "shipping.dispatch_next", &s.dispatch_next);
+        for template in dispatch_today
+            .iter()
+            .chain(&dispatch_next)
+            .flat_map(|v| v.iter())
+        {
+            if template.uses(super::template::Var::Dispatch) {
+                self.errors
+                    .push(src.error("the dispatch sentences cannot contain {dispatch} themselves"));
+            }
+        }
+        let regions = s
+            .region
+            .iter()
+            .map(|r| {
+                let places = self.normalized_all(src, &r.places);
+                (
+                    Region {
+                        name: r.name.clone(),
+                        days: r.days.clone(),
+                    },
+                    places,
+                )
+            })
+            .collect();
+        Some(Shipping::new(
+            s.courier.clone(),
+            *s.cutoff_hour.get_ref(),
+            working_days,
+            s.default_days.clone(),
+            s.default_region.clone(),
+            dispatch_today?,
+            dispatch_next?,
+            regions,
+        ))
+    }
+
+    fn ladder(&mut self, src: &SourceFile, file: &ShopFile) -> Option<Ladder> {
+        let b = &file.bargain;
+        let mut steps = vec![
+            self.variants(src, "bargain.refuse", &b.refuse),
+            self.variants(src, "bargain.value", &b.value),
+        ];
+        if !b.concession.is_empty() {
+            steps.push(self.variants(src, "bargain.concession", &b.concession));
+        }
+        steps.push(self.variants(src, "bargain.member", &b.member));
+        Some(Ladder {
+            steps: steps.into_iter().collect::<Option<Vec<_>>>()?,
+        })
+    }
+
+    fn templates(&mut self, src: &SourceFile, file: &ShopFile) -> Option<Templates> {
+        let t = &file.templates;
+        let welcome = self.variants(src, "templates.welcome", &t.welcome);
+        let away = self.variants(src, "templates.away", &t.away);
+        let busy = self.variants(src, "templates.busy", &t.busy);
+        let fallback = self.variants(src, "templates.fallback", &t.fallback);
+        let handoff = self.variants(src, "templates.handoff", &t.handoff);
+        let handoff_away = self.variants(src, "templates.handoff_away", &t.handoff_away);
+        let goodbye = self.variants(src, "templates.goodbye", &t.goodbye);
+        Some(Templates {
+            welcome: welcome?,
+            away: away?,
+            busy: busy?,
+            fallback: fallback?,
+            handoff: handoff?,
+            handoff_away: handoff_away?,
+            goodbye: goodbye?,
+        })
+    }
+
+    fn intent(
+        &mut self,
+        src: &SourceFile,
+        intent: super::files::IntentFile,
+        earlier: &[IntentSpec],
+    ) -> Option<(IntentSpec, Action)> {
+        let name = intent.name.get_ref().trim().to_string();
+        let at = intent.name.span();
+        let before = self.errors.len();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            self.errors.push(src.error_at(
+                at.clone(),
+                format!("intent name \"{name}\" must be ASCII letters, digits and _"),
+            ));
+        }
+        if earlier.iter().any(|i| *i.name == *name) {
+            self.errors.push(src.error_at(
+                at.clone(),
+                format!("intent \"{name}\" is defined twice in this shop"),
+            ));
+        }
+        if intent.keywords.is_empty() {
+            self.errors.push(src.error_at(
+                at.clone(),
+                format!("intent \"{name}\" has no keywords, so it can never match"),
+            ));
+        }
+        let keywords: Vec<Vec<String>> = intent
+            .keywords
+            .iter()
+            .filter_map(|k| {
+                let parts: Vec<String> = k.get_ref().split('+').map(normalize).collect();
+                if parts.iter().any(String::is_empty) {
+                    self.errors.push(src.error_at(
+                        k.span(),
+                        format!(
+                            "keyword \"{}\" has an empty part once punctuation is removed",
+                            k.get_ref()
+                        ),
+                    ));
+                    None
+                } else {
+                    Some(parts)
+                }
+            })
+            .collect();
+        let exclude = self.normalized_all(src, &intent.exclude);
+        let handoff = intent.handoff.as_ref().and_then(|h| {
+            let priority = HandoffPriority::parse(h.get_ref());
+            if priority.is_none() {
+                self.errors.push(src.error_at(
+                    h.span(),
+                    format!(
+                        "handoff must be \"normal\" or \"high\", found \"{}\"",
+                        h.get_ref()
+                    ),
+                ));
+            }
+            priority
+        });
+        let ways = usize::from(!intent.replies.is_empty())
+            + usize::from(intent.ladder)
+            + usize::from(intent.template.is_some());
+        if ways > 1 {
+            self.errors.push(src.error_at(
+                at.clone(),
+                format!("intent \"{name}\": use only one of replies, ladder and template"),
+            ));
+        }
+        let action = if let Some(template) = &intent.template {
+            match TemplateName::parse(template.get_ref()) {
+                Some(t) => Some(Action::Template(t)),
+                None => {
+                    self.errors.push(src.error_at(
+                        template.span(),
+                        format!("unknown template \"{}\"", template.get_ref()),
+                    ));
+                    None
+                }
+            }
+        } else if intent.ladder {
+            Some(Action::Ladder)
+        } else if intent.handoff.is_some() {
+            if intent.replies.is_empty() {
+                Some(Action::Handoff(None))
+            } else {
+                self.variants(src, "replies", &intent.replies)
+                    .map(|v| Action::Handoff(Some(v)))
+            }
+        } else if intent.replies.is_empty() {
+            self.errors.push(src.error_at(
+                at.clone(),
+                format!(
+                    "intent \"{name}\" has no replies; add `replies`, `ladder = true`, `template` or `handoff`"
+                ),
+            ));
+            None
+        } else {
+            self.variants(src, "replies", &intent.replies)
+                .map(Action::Answer)
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        Some((
+            IntentSpec {
+                name: Arc::from(name.as_str()),
+                keywords,
+                exclude,
+                negatable: intent.negatable.unwrap_or(handoff.is_some()),
+                handoff,
+                priority: intent.priority,
+                yield_to_others: intent.yield_to_others,
+            },
+            action?,
+        ))
+    }
+
+    fn complaints(
+        &mut self,
+        src: &SourceFile,
+        file: ComplaintsFile,
+        intents: &[IntentSpec],
+    ) -> Option<ComplaintLexicon> {
+        let before = self.errors.len();
+        let mut terms = Vec::new();
+        for term in &file.term {
+            let target = intents
+                .iter()
+                .position(|i| *i.name == **term.handoff.get_ref() && i.handoff.is_some());
+            let Some(handoff_intent) = target else {
+                self.errors.push(src.error_at(
+                    term.handoff.span(),
+                    format!(
+                        "\"{}\" is not a handoff intent of this shop",
+                        term.handoff.get_ref()
+                    ),
+                ));
+                continue;
+            };
+            terms.push(TermSpec {
+                words: self.normalized_all(src, &term.words),
+                weight: term.weight,
+                handoff_intent,
+            });
+        }
+        let spec = LexiconSpec {
+            threshold: file.threshold,
+            window: file.window,
+            question_damping: file.question_damping,
+            target_bonus: file.target_bonus,
+            targets: self.normalized_all(src, &file.targets),
+            negators: self.normalized_all(src, &file.negators),
+            hedges: self.normalized_all(src, &file.hedges),
+            neutral: self.normalized_all(src, &file.neutral),
+            intensifiers: file
+                .intensifiers
+                .iter()
+                .map(|(w, f)| (normalize(w), *f))
+                .filter(|(w, _)| !w.is_empty())
+                .collect(),
+            terms,
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        match ComplaintLexicon::build(spec) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                self.errors.push(src.error(e.to_string()));
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! A shop as the responder needs it: settings, schedule, shipping table, bargaining ladder,
+//! reply templates and the compiled intents, loaded from `intents/<shop>/`.
+//!
+//! Loading validates everything an operator can get wrong (syntax, unknown keys, unknown
+//! template variables, bad times, intents with nothing to match or say) and reports each
+//! mistake with file and line. A loaded `Shop` is immutable and shared behind an `Arc`.
+
+mod error;
+mod files;
+mod load;
+pub mod schedule;
+pub mod shipping;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::{LoadError, LoadErrors};
+pub use load::load_shop;
+
+use crate::intents::IntentSet;
+use crate::intents::complaints::ComplaintLexicon;
+use schedule::Schedule;
+use shipping::Shipping;
+use template::Variants;
+
+/// The shop-wide replies that are not tied to an intent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateName {
+    Welcome,
+    Away,
+    Busy,
+    Fallback,
+    Handoff,
+    HandoffAway,
+    Goodbye,
+}
+
+impl TemplateName {
+    pub fn name(self) -> &'static str {
+        match self {
+            TemplateName::Welcome => "welcome",
+            TemplateName::Away => "away",
+            TemplateName::Busy => "busy",
+            TemplateName::Fallback => "fallback",
+            TemplateName::Handoff => "handoff",
+            TemplateName::HandoffAway => "handoff_away",
+            TemplateName::Goodbye => "goodbye",
+        }
+    }
+
+    fn parse(text: &str) -> Option<TemplateName> {
+        [
+            TemplateName::Welcome,
+            TemplateName::Away,
+            TemplateName::Busy,
+            TemplateName::Fallback,
+            TemplateName::Handoff,
+            TemplateName::HandoffAway,
+            TemplateName::Goodbye,
+        ]
+        .into_iter()
+        .find(|t| t.name() == text)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Templates {
+    pub welcome: Variants,
+    pub away: Variants,
+    pub busy: Variants,
+    pub fallback: Variants,
+    pub handoff: Variants,
+    pub handoff_away: Variants,
+    pub goodbye: Variants,
+}
+
+impl Templates {
+    pub fn get(&self, name: TemplateName) -> &Variants {
+        match name {
+            TemplateName::Welcome => &self.welcome,
+            TemplateName::Away => &self.away,
+            TemplateName::Busy => &self.busy,
+            TemplateName::Fallback => &self.fallback,
+            TemplateName::Handoff => &self.handoff,
+            TemplateName::HandoffAway => &self.handoff_away,
+            TemplateName::Goodbye => &self.goodbye,
+        }
+    }
+}
+
+/// What the bot does when an intent matched.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Answer with one of these variants.
+    Answer(Variants),
+    /// Answer from the bargaining ladder, one step further each time.
+    Ladder,
+    /// Answer with a shop template (the `goodbye` intent uses this).
+    Template(TemplateName),
+    /// Queue for a human; the buyer is told with these variants, or the shop's handoff template.
+    Handoff(Option<Variants>),
+}
+
+/// The bargaining ladder's steps in order; the last one repeats.
+#[derive(Debug, Clone)]
+pub struct Ladder {
+    pub steps: Vec<Variants>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Shop {
+    pub id: Arc<str>,
+    pub name: String,
+    pub agent: String,
+    pub schedule: Schedule,
+    pub shipping: Shipping,
+    pub free_shipping_threshold: Option<u32>,
+    pub ladder: Ladder,
+    pub templates: Templates,
+    pub intents: IntentSet,
+    /// `actions[i]` is what intent `i` of `intents` does.
+    pub actions: Vec<Action>,
+    pub complaints: Option<ComplaintLexicon>,
+}
+
+/// Every shop the service answers for, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    shops: BTreeMap<String, Arc<Shop>>,
+}
+
+impl Catalog {
+    pub fn get(&self, id: &str) -> Option<&Arc<Shop>> {
+        self.shops.get(id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.shops.keys().map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.shops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shops.is_empty()
+    }
+
+    /// Loads every `<dir>/<shop>/` folder that has a `shop.toml`. All mistakes of all shops are
+    /// reported together.
+    pub fn load(dir: &Path) -> Result<Catalog, LoadErrors> {
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            LoadErrors(vec![LoadError {
+                file: dir.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the intents folder: {e}"),
+            }])
+        })?;
+        let mut folders: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.join("shop.toml").is_file())
+            .collect();
+        folders.sort();
+        let mut shops = BTreeMap::new();
+        let mut errors = Vec::new();
+        for folder in folders {
+            let id = folder
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match load_shop(&id, &folder) {
+                Ok(shop) => {
+                    shops.insert(id, Arc::new(shop));
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(LoadErrors(errors));
+        }
+        if shops.is_empty() {
+            return Err(LoadErrors(vec![LoadError {
+                file: dir.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: "no shop found: expected folders like intents/default/shop.toml".into(),
+            }]));
+        }
+        Ok(Catalog { shops })
+    }
+
+    /// A catalogue of the given shops; for tests and benchmarks.
+    pub fn from_shops(shops: impl IntoIterator<Item = Shop>) -> Catalog {
+        Catalog {
+            shops: shops
+                .into_iter()
+                .map(|s| (s.id.to_string(), Arc::new(s)))
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The service's configuration: typed, validated once at start-up, passed down explicitly.
+//!
+//! Values come from built-in defaults, then an optional TOML file, then environment variables
+//! and command-line flags (clap handles those two; see `main.rs`). A bad file fails start-up
+//! with the file and line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Limits that protect the service from one client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Longest buyer text accepted, in characters; longer gets `too_large`.
+    pub max_text_chars: usize,
+    /// Largest websocket frame or message, in bytes; larger closes the connection with 1009.
+    pub max_frame_bytes: usize,
+    /// Sustained buyer messages per second per connection.
+    pub messages_per_second: f64,
+    /// Messages a connection may send in a burst above the sustained rate.
+    pub message_burst: u32,
+    /// How often an idle connection is pinged.
+    pub ping_interval: Duration,
+    /// A connection that sent nothing (not even a pong) for this long is closed as dead.
+    pub idle_timeout: Duration,
+    /// Frames waiting to be written to one client; a client that does not read is dropped.
+    pub outbound_queue: usize,
+    /// tokio-tungstenite read and write buffer size per connection, in bytes. Its default of
+    /// 128 KiB each costs far more memory per idle connection than chat frames need.
+    pub socket_buffer_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_text_chars: 2000,
+            max_frame_bytes: 16 * 1024,
+            messages_per_second: 5.0,
+            message_burst: 10,
+            ping_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(75),
+            outbound_queue: 64,
+            socket_buffer_bytes: 4 * 1024,
+        }
+    }
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub intents: PathBuf,
+    pub index: PathBuf,
+    pub database: PathBuf,
+    pub limits: Limits,
+    /// How long shutdown waits for connections to close before giving up on them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            intents: PathBuf::from("intents"),
+            index: PathBuf::from("index"),
+            database: PathBuf::from("data/autoresponder.db"),
+            limits: Limits::default(),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The optional config file; every key may be left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub listen: Option<SocketAddr>,
+    pub intents: Option<PathBuf>,
+    pub index: Option<PathBuf>,
+    pub database: Option<PathBuf>,
+    pub shutdown_grace_ms: Option<u64>,
+    #[serde(default)]
+    pub limits: LimitsFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub max_text_chars: Option<usize>,
+    pub max_frame_bytes: Option<usize>,
+    pub messages_per_second: Option<f64>,
+    pub message_burst: Option<u32>,
+    pub ping_interval_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub outbound_queue: Option<usize>,
+    pub socket_buffer_bytes: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+impl ConfigFile {
+    pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: e
+                .span()
+                .map_or(0, |s| text[..s.start].matches('\n').count() + 1),
+            message: e.message().trim().to_string(),
+        })
+    }
+
+    /// Applies the file's values over `config`.
+    pub fn apply(self, config: &mut ServeConfig) {
+        let ms = Duration::from_millis;
+        config.listen = self.listen.unwrap_or(config.listen);
+        config.intents = self.intents.unwrap_or(config.intents.clone());
+        config.index = self.index.unwrap_or(config.index.clone());
+        config.database = self.database.unwrap_or(config.database.clone());
+        config.shutdown_grace = self.shutdown_grace_ms.map_or(config.shutdown_grace, ms);
+        let l = self.limits;
+        let limits = &mut config.limits;
+        limits.max_text_chars = l.max_text_chars.unwrap_or(limits.max_text_chars);
+        limits.max_frame_bytes = l.max_frame_bytes.unwrap_or(limits.max_frame_bytes);
+        limits.messages_per_second = l.messages_per_second.unwrap_or(limits.messages_per_second);
+        limits.message_burst = l.message_burst.unwrap_or(limits.message_burst);
+        limits.ping_interval = l.ping_interval_ms.map_or(limits.ping_interval, ms);
+        limits.idle_timeout = l.idle_timeout_ms.map_or(limits.idle_timeout, ms);
+        limits.outbound_queue = l.outbound_queue.unwrap_or(limits.outbound_queue);
+        limits.socket_buffer_bytes = l.socket_buffer_bytes.unwrap_or(limits.socket_buffer_bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_overrides_defaults_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\n[limits]\nmax_text_chars = 500\n",
+        )
+        .unwrap();
+        let mut config = ServeConfig::default();
+        ConfigFile::read(&path).unwrap().apply(&mut config);
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.limits.max_text_chars, 500);
+        assert_eq!(config.database, ServeConfig::default().database);
+
+        std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nlisen = 1\n").unwrap();
+        let error = ConfigFile::read(&path).unwrap_err().to_string();
+        assert!(error.contains("c.toml:2"), "{error}");
+    }
+}

@@ -1,0 +1,61 @@
+//! A chat auto-responder for online shops.
+//!
+//! Buyers talk to it over websocket; it answers from the shop's intent files and hands
+//! after-sale requests and complaints to human agents. See ARCHITECTURE.md for the map.
+
+pub mod clock;
+pub mod config;
+pub mod conversation;
+pub mod eval;
+pub mod intents;
+pub mod normalize;
+pub mod responder;
+pub mod shop;
+pub mod store;
+pub mod telemetry;
+pub mod transport;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::clock::SharedClock;
+use crate::config::ServeConfig;
+use crate::shop::Catalog;
+use crate::store::SqliteStore;
+use crate::transport::App;
+
+/// Loads the shops, opens the store and serves on `listener` until `shutdown` completes.
+/// `main` passes Ctrl-C-or-SIGTERM; tests pass their own signal and a port-0 listener.
+pub async fn run(
+    config: ServeConfig,
+    listener: TcpListener,
+    clock: SharedClock,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = build(&config, clock).await?;
+    transport::serve(app, listener, &config, shutdown)
+        .await
+        .context("serving failed")
+}
+
+/// Loads everything the service needs; blocking file and database work runs off the runtime.
+pub async fn build(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<Arc<App>> {
+    let intents = config.intents.clone();
+    let catalog = tokio::task::spawn_blocking(move || Catalog::load(&intents))
+        .await?
+        .map_err(|e| anyhow::anyhow!("the intent files have errors:\n{e}"))?;
+    let database = config.database.clone();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&database))
+        .await?
+        .with_context(|| format!("cannot open the database {}", config.database.display()))?;
+    tracing::info!(shops = catalog.len(), database = %config.database.display(), "loaded");
+    Ok(Arc::new(App::new(
+        catalog,
+        Arc::new(store),
+        clock,
+        config.limits.clone(),
+    )))
+}

@@ -1,0 +1,120 @@
+//! Logs and metrics.
+//!
+//! Tracing goes to stderr, filtered by `RUST_LOG`. Metrics live in one Prometheus registry per
+//! service instance (not a global one), so tests running several services in one process do
+//! not mix their counts; `/metrics` renders it in the text format.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Installs the tracing subscriber; `RUST_LOG` overrides the default `info` filter.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open websocket connections by side (buyer, agent).
+    pub connections: IntGaugeVec,
+    /// Buyer messages received, by shop.
+    pub buyer_messages: IntCounterVec,
+    /// Replies sent, by shop, kind and intent.
+    pub replies: IntCounterVec,
+    /// Time from a buyer frame arriving to its replies being queued for sending, stored
+    /// included.
+    pub reply_latency: Histogram,
+    /// Handoffs created, by shop, intent and priority.
+    pub handoffs: IntCounterVec,
+    /// Error frames sent, by code.
+    pub errors: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let connections = IntGaugeVec::new(
+            Opts::new("autoresponder_connections", "Open websocket connections."),
+            &["side"],
+        )
+        .expect("valid metric");
+        let buyer_messages = IntCounterVec::new(
+            Opts::new(
+                "autoresponder_buyer_messages_total",
+                "Buyer messages received.",
+            ),
+            &["shop"],
+        )
+        .expect("valid metric");
+        let replies = IntCounterVec::new(
+            Opts::new("autoresponder_replies_total", "Replies sent to buyers."),
+            &["shop", "kind", "intent"],
+        )
+        .expect("valid metric");
+        let reply_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "autoresponder_reply_latency_seconds",
+                "From a buyer message arriving to its replies being sent, storage included.",
+            )
+            .buckets(vec![
+                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                0.1, 0.25, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        let handoffs = IntCounterVec::new(
+            Opts::new(
+                "autoresponder_handoffs_total",
+                "Conversations handed to humans.",
+            ),
+            &["shop", "intent", "priority"],
+        )
+        .expect("valid metric");
+        let errors = IntCounterVec::new(
+            Opts::new("autoresponder_errors_total", "Error frames sent, by code."),
+            &["code"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(buyer_messages.clone()),
+            Box::new(replies.clone()),
+            Box::new(reply_latency.clone()),
+            Box::new(handoffs.clone()),
+            Box::new(errors.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        Metrics {
+            registry,
+            connections,
+            buyer_messages,
+            replies,
+            reply_latency,
+            handoffs,
+            errors,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("encoding metrics into memory cannot fail");
+        String::from_utf8(buffer).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

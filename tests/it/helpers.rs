@@ -1,0 +1,246 @@
+//! Starting a service for a test and talking to it like a widget would.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoresponder::clock::ManualClock;
+use autoresponder::config::{Limits, ServeConfig};
+use chrono::{DateTime, Utc};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// A guard against a hung test, not a wait: every expected frame arrives in milliseconds.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// Thursday 26 November 2026, 10:00 in Shanghai: on duty, no peak.
+pub const ON_DUTY: &str = "2026-11-26T10:00:00+08:00";
+
+pub fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+}
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+pub struct TestApp {
+    pub address: std::net::SocketAddr,
+    pub clock: ManualClock,
+    pub database: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        TestApp::start_with(Limits::default()).await
+    }
+
+    pub async fn start_with(limits: Limits) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("test.db");
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            intents: repo_path("intents"),
+            index: repo_path("index"),
+            database: database.clone(),
+            limits,
+            shutdown_grace: Duration::from_secs(5),
+        };
+        let clock = ManualClock::new(at(ON_DUTY));
+        let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(autoresponder::run(
+            config,
+            listener,
+            Arc::new(clock.clone()),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestApp {
+            address,
+            clock,
+            database,
+            stop: Some(stop),
+            server: Some(server),
+            dir: Some(dir),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.address)
+    }
+
+    pub async fn buyer(&self, buyer: &str) -> Client {
+        Client::connect(&self.url(&format!("/ws/buyer?shop=default&buyer={buyer}"))).await
+    }
+
+    /// The HTTP status of a websocket upgrade the server refused.
+    pub async fn refused_upgrade(&self, path: &str) -> u16 {
+        match connect_async(self.url(path)).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                response.status().as_u16()
+            }
+            Err(other) => panic!("expected an HTTP refusal, got {other}"),
+            Ok(_) => panic!("the upgrade to {path} was accepted"),
+        }
+    }
+
+    pub async fn http_get(&self, path: &str) -> (u16, String) {
+        http_get(self.address, path).await
+    }
+
+    /// Stops the service the way SIGTERM does and waits until it has finished. Returns the
+    /// temporary folder so a test can still read the database afterwards.
+    pub async fn shutdown(mut self) -> tempfile::TempDir {
+        let _ = self.stop.take().unwrap().send(());
+        let server = self.server.take().unwrap();
+        tokio::time::timeout(PATIENCE, server)
+            .await
+            .expect("shutdown finishes")
+            .unwrap()
+            .unwrap();
+        self.dir.take().unwrap()
+    }
+
+    /// Reads the store directly, as an operator would.
+    pub fn query<T: rusqlite::types::FromSql>(&self, sql: &str) -> Vec<T> {
+        let connection = rusqlite::Connection::open(&self.database).unwrap();
+        let mut statement = connection.prepare(sql).unwrap();
+        statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+}
+
+/// A minimal HTTP/1.1 GET, enough for health, metrics and refused upgrades.
+pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+pub struct Client {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// What the server sent next.
+#[derive(Debug)]
+pub enum Incoming {
+    Frame(Value),
+    Closed(Option<CloseFrame>),
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        let (socket, _) = connect_async(url).await.expect("the upgrade succeeds");
+        Client { socket }
+    }
+
+    pub fn from_socket(socket: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Client {
+        Client { socket }
+    }
+
+    /// Like `say`, but tolerates a server that has gone away.
+    pub async fn try_say(&mut self, text: &str, id: &str) -> Result<(), ()> {
+        let frame = json!({"type": "message", "text": text, "id": id});
+        self.socket
+            .send(Message::text(frame.to_string()))
+            .await
+            .map_err(|_| ())
+    }
+
+    /// The next JSON frame, or `None` once the connection is gone.
+    pub async fn try_frame(&mut self) -> Option<Value> {
+        match self.next().await {
+            Incoming::Frame(frame) => Some(frame),
+            Incoming::Closed(_) => None,
+        }
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.socket
+            .send(Message::text(value.to_string()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.socket.send(message).await.unwrap();
+    }
+
+    pub async fn say(&mut self, text: &str, id: &str) {
+        self.send_json(json!({"type": "message", "text": text, "id": id}))
+            .await;
+    }
+
+    pub async fn next(&mut self) -> Incoming {
+        loop {
+            let message = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("the server answers in time");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    return Incoming::Frame(serde_json::from_str(&text).unwrap());
+                }
+                Some(Ok(Message::Close(frame))) => return Incoming::Closed(frame),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Incoming::Closed(None),
+            }
+        }
+    }
+
+    pub async fn frame(&mut self) -> Value {
+        match self.next().await {
+            Incoming::Frame(frame) => frame,
+            Incoming::Closed(close) => panic!("expected a frame, the connection closed: {close:?}"),
+        }
+    }
+
+    /// Reads the welcome every new conversation starts with.
+    pub async fn welcomed(mut self) -> Client {
+        let welcome = self.frame().await;
+        assert_eq!(welcome["kind"], "welcome", "{welcome}");
+        self
+    }
+
+    /// Sends a message and collects its replies: every frame answering `id`, up to and
+    /// including the one of `last_kind`.
+    pub async fn ask(&mut self, text: &str, id: &str, last_kind: &str) -> Vec<Value> {
+        self.say(text, id).await;
+        let mut replies = Vec::new();
+        loop {
+            let frame = self.frame().await;
+            assert_eq!(frame["in_reply_to"], id, "{frame}");
+            let done = frame["kind"] == last_kind;
+            replies.push(frame);
+            if done {
+                return replies;
+            }
+        }
+    }
+}

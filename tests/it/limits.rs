@@ -1,0 +1,138 @@
+//! Bad input: every error code, oversized frames, floods and dead connections.
+
+use std::time::Duration;
+
+use autoresponder::config::Limits;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{Incoming, PATIENCE, TestApp};
+
+async fn expect_error(buyer: &mut crate::helpers::Client, code: &str) -> String {
+    let frame = buyer.frame().await;
+    assert_eq!(frame["type"], "error", "{frame}");
+    assert_eq!(frame["code"], code, "{frame}");
+    frame["message"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn malformed_frames_get_bad_request_and_the_connection_stays_open() {
+    let app = TestApp::start().await;
+    let mut buyer = app.buyer("mallory").await.welcomed().await;
+    buyer.send_raw(Message::text("hello?")).await;
+    expect_error(&mut buyer, "bad_request").await;
+    buyer.send_json(json!({"text": "没有类型"})).await;
+    assert!(
+        expect_error(&mut buyer, "bad_request")
+            .await
+            .contains("type")
+    );
+    buyer.send_json(json!({"type": "dance"})).await;
+    assert!(
+        expect_error(&mut buyer, "bad_request")
+            .await
+            .contains("dance")
+    );
+    buyer.send_json(json!({"type": "message", "id": "x"})).await;
+    assert!(
+        expect_error(&mut buyer, "bad_request")
+            .await
+            .contains("text")
+    );
+    buyer
+        .send_raw(Message::binary(vec![0xff, 0x00, 0x13]))
+        .await;
+    expect_error(&mut buyer, "bad_request").await;
+
+    // After all that the conversation goes on.
+    let replies = buyer.ask("有发票吗", "ok", "answer").await;
+    assert_eq!(replies[0]["intent"], "invoice");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn long_texts_get_too_large_and_oversized_frames_close_with_1009() {
+    let app = TestApp::start().await;
+    let mut buyer = app.buyer("trudy").await.welcomed().await;
+    // 2,001 characters: over the text limit but well inside the frame limit.
+    buyer.say(&"长".repeat(2001), "long").await;
+    expect_error(&mut buyer, "too_large").await;
+    // Exactly at the limit is fine.
+    buyer.say(&"长".repeat(2000), "fits").await;
+    assert_eq!(buyer.frame().await["in_reply_to"], "fits");
+
+    // A 1 MiB frame is over the websocket limit: the server closes with 1009.
+    buyer.say(&"x".repeat(1 << 20), "huge").await;
+    match buyer.next().await {
+        Incoming::Closed(Some(frame)) => assert_eq!(u16::from(frame.code), 1009),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+    // The service itself is fine.
+    let mut other = app.buyer("victor").await.welcomed().await;
+    assert_eq!(
+        other.ask("在吗", "1", "answer").await[0]["intent"],
+        "greeting"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_flooding_connection_is_rate_limited_while_others_are_answered() {
+    let app = TestApp::start().await;
+    let mut flooder = app.buyer("flood").await.welcomed().await;
+    let mut calm = app.buyer("calm").await.welcomed().await;
+    let sent = 40;
+    for i in 0..sent {
+        flooder.say("包邮吗", &format!("f{i}")).await;
+    }
+    let mut answered = 0;
+    let mut limited = 0;
+    for _ in 0..sent {
+        let frame = flooder.frame().await;
+        match (frame["type"].as_str(), frame["code"].as_str()) {
+            (Some("reply"), _) => answered += 1,
+            (Some("error"), Some("rate_limited")) => limited += 1,
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    assert_eq!(
+        answered + limited,
+        sent,
+        "every message got exactly one answer"
+    );
+    assert!(limited > 0, "the flood was limited");
+    assert!(answered >= 10, "the burst allowance was honoured");
+    // The calm buyer is not affected by the other's flood.
+    let replies = calm.ask("包邮吗", "c", "answer").await;
+    assert_eq!(replies[0]["intent"], "free_shipping");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_never_answers_pings_is_closed() {
+    let app = TestApp::start_with(Limits {
+        ping_interval: Duration::from_millis(50),
+        idle_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    })
+    .await;
+    // A raw TCP client does the upgrade and then never answers a ping; the server must give
+    // up on it and close the socket, which the read below sees as end of stream.
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    let request = "GET /ws/buyer?buyer=ghost HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n\
+        Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut received))
+        .await
+        .expect("the server closes a dead connection")
+        .unwrap();
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    // Server frames: 0x89 is a ping, 0x88 a close.
+    assert!(received.contains(&0x89), "it was pinged");
+    assert!(received.contains(&0x88), "it got a close frame");
+    app.shutdown().await;
+}

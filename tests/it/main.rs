@@ -1,0 +1,8 @@
+//! Integration tests: the real server on 127.0.0.1:0 with a temporary SQLite file, driven by
+//! real tokio-tungstenite clients. One binary with modules keeps link time down.
+
+mod buyer;
+mod crash;
+mod eval;
+mod helpers;
+mod limits;

@@ -54,6 +54,9 @@ pub struct ServeConfig {
     pub intents: PathBuf,
     pub index: PathBuf,
     pub database: PathBuf,
+    /// How long a write waits for a database locked by someone else before the buyer is told
+    /// `unavailable`.
+    pub database_busy_timeout: Duration,
     pub limits: Limits,
     /// How long shutdown waits for connections to close before giving up on them.
     pub shutdown_grace: Duration,
@@ -66,6 +69,7 @@ impl Default for ServeConfig {
             intents: PathBuf::from("intents"),
             index: PathBuf::from("index"),
             database: PathBuf::from("data/autoresponder.db"),
+            database_busy_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(5),
         }
@@ -80,6 +84,7 @@ pub struct ConfigFile {
     pub intents: Option<PathBuf>,
     pub index: Option<PathBuf>,
     pub database: Option<PathBuf>,
+    pub database_busy_timeout_ms: Option<u64>,
     pub shutdown_grace_ms: Option<u64>,
     #[serde(default)]
     pub limits: LimitsFile,
@@ -135,6 +140,9 @@ impl ConfigFile {
         config.intents = self.intents.unwrap_or(config.intents.clone());
         config.index = self.index.unwrap_or(config.index.clone());
         config.database = self.database.unwrap_or(config.database.clone());
+        config.database_busy_timeout = self
+            .database_busy_timeout_ms
+            .map_or(config.database_busy_timeout, ms);
         config.shutdown_grace = self.shutdown_grace_ms.map_or(config.shutdown_grace, ms);
         let l = self.limits;
         let limits = &mut config.limits;

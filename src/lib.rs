@@ -48,7 +48,8 @@ pub async fn build(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<A
         .await?
         .map_err(|e| anyhow::anyhow!("the intent files have errors:\n{e}"))?;
     let database = config.database.clone();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&database))
+    let busy_timeout = config.database_busy_timeout;
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&database, busy_timeout))
         .await?
         .with_context(|| format!("cannot open the database {}", config.database.display()))?;
     tracing::info!(shops = catalog.len(), database = %config.database.display(), "loaded");

@@ -11,6 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -108,15 +109,17 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and starts its writer thread.
-    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+    /// Opens (creating if needed) the database at `path` and starts its writer thread. A
+    /// write that finds the database locked by someone else waits up to `busy_timeout`, then
+    /// fails as `Unavailable`.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<SqliteStore, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
         let mut connection = Connection::open(path).map_err(unavailable)?;
-        configure(&connection).map_err(unavailable)?;
+        configure(&connection, busy_timeout).map_err(unavailable)?;
         migrate(&mut connection).map_err(unavailable)?;
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
         let writer = std::thread::Builder::new()
@@ -211,11 +214,11 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-fn configure(connection: &Connection) -> rusqlite::Result<()> {
+fn configure(connection: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
-    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    connection.busy_timeout(busy_timeout)?;
     Ok(())
 }
 

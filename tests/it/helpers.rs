@@ -51,6 +51,7 @@ impl TestApp {
             intents: repo_path("intents"),
             index: repo_path("index"),
             database: database.clone(),
+            database_busy_timeout: Duration::from_millis(200),
             limits,
             shutdown_grace: Duration::from_secs(5),
         };

@@ -136,3 +136,31 @@ async fn a_connection_that_never_answers_pings_is_closed() {
     assert!(received.contains(&0x88), "it got a close frame");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_database_that_goes_away_gets_unavailable_and_nothing_is_acknowledged() {
+    let app = TestApp::start().await;
+    let mut buyer = app.buyer("wendy").await.welcomed().await;
+
+    // Someone else holds the database's write lock: the service cannot commit.
+    let blocker = rusqlite::Connection::open(&app.database).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    buyer.say("我要退货", "lost").await;
+    let frame = buyer.frame().await;
+    assert_eq!(frame["type"], "error", "{frame}");
+    assert_eq!(frame["code"], "unavailable", "{frame}");
+    assert!(frame["message"].as_str().unwrap().contains("again"));
+    blocker.execute_batch("ROLLBACK").unwrap();
+
+    // Nothing was acknowledged, so nothing half-written is there; the resend goes through.
+    let stored: Vec<i64> = app.query("SELECT COUNT(*) FROM handoffs");
+    assert_eq!(stored, [0]);
+    let replies = buyer.ask("我要退货", "again", "handoff").await;
+    assert_eq!(replies[0]["intent"], "after_sale");
+    let stored: Vec<i64> = app.query("SELECT COUNT(*) FROM handoffs");
+    assert_eq!(stored, [1]);
+    let buyer_lines: Vec<String> =
+        app.query("SELECT text FROM messages WHERE sender = 'buyer' ORDER BY seq");
+    assert_eq!(buyer_lines, ["我要退货"]);
+    app.shutdown().await;
+}

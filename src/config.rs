@@ -53,6 +53,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub intents: PathBuf,
     pub index: PathBuf,
+    /// Build FAQ indexes in files under this folder instead of in RAM (large knowledge bases).
+    pub faq_on_disk: Option<PathBuf>,
     pub database: PathBuf,
     /// How long a write waits for a database locked by someone else before the buyer is told
     /// `unavailable`.
@@ -68,6 +70,7 @@ impl Default for ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             intents: PathBuf::from("intents"),
             index: PathBuf::from("index"),
+            faq_on_disk: None,
             database: PathBuf::from("data/autoresponder.db"),
             database_busy_timeout: Duration::from_secs(5),
             limits: Limits::default(),
@@ -83,6 +86,7 @@ pub struct ConfigFile {
     pub listen: Option<SocketAddr>,
     pub intents: Option<PathBuf>,
     pub index: Option<PathBuf>,
+    pub faq_on_disk: Option<PathBuf>,
     pub database: Option<PathBuf>,
     pub database_busy_timeout_ms: Option<u64>,
     pub shutdown_grace_ms: Option<u64>,
@@ -139,6 +143,7 @@ impl ConfigFile {
         config.listen = self.listen.unwrap_or(config.listen);
         config.intents = self.intents.unwrap_or(config.intents.clone());
         config.index = self.index.unwrap_or(config.index.clone());
+        config.faq_on_disk = self.faq_on_disk.or(config.faq_on_disk.clone());
         config.database = self.database.unwrap_or(config.database.clone());
         config.database_busy_timeout = self
             .database_busy_timeout_ms

@@ -3,16 +3,20 @@
 //! A case is one line `label<TAB>message`; the label is an intent name, `none` where nothing
 //! should match, or several names joined by commas for a message with several questions.
 //! The same `decide` the service uses classifies each message, so the figures are the
-//! service's own.
+//! service's own. FAQ cases are labelled `faq:<entry id>`; for them the report adds the
+//! ranking's top-1 accuracy and MRR@5, and for `none` lines the share answered anyway.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::normalize::normalize;
-use crate::responder::{Decision, decide};
+use crate::faq::FaqRule;
+use crate::responder::{Answerable, Decision, decide_with};
 use crate::shop::Shop;
 
 pub const NONE: &str = "none";
+pub const FAQ_PREFIX: &str = "faq:";
+/// How deep the FAQ ranking is searched for the mean reciprocal rank.
+const MRR_DEPTH: usize = 5;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Case {
@@ -66,6 +70,49 @@ pub struct Report {
     pub unhanded: Vec<Miss>,
     /// (expected, predicted) label pairs of the misses, with how often each occurred.
     pub confusion: BTreeMap<(String, String), usize>,
+    pub faq: FaqFigures,
+}
+
+/// The FAQ's own figures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaqFigures {
+    /// Cases labelled with one FAQ entry.
+    pub cases: usize,
+    /// Cases whose entry ranked first, whether or not the bot dared to answer.
+    pub ranked_first: usize,
+    /// Cases the bot actually answered with the right entry (and nothing else).
+    pub served: usize,
+    pub reciprocal_rank_sum: f64,
+    /// Cases labelled `none`.
+    pub out_of_scope: usize,
+    /// `none` cases the bot answered anyway.
+    pub false_answers: usize,
+}
+
+impl FaqFigures {
+    pub fn served_accuracy(&self) -> f64 {
+        ratio(self.served, self.cases)
+    }
+
+    pub fn ranking_accuracy(&self) -> f64 {
+        ratio(self.ranked_first, self.cases)
+    }
+
+    pub fn mrr(&self) -> f64 {
+        if self.cases == 0 {
+            0.0
+        } else {
+            self.reciprocal_rank_sum / self.cases as f64
+        }
+    }
+
+    pub fn false_answer_rate(&self) -> f64 {
+        if self.out_of_scope == 0 {
+            0.0
+        } else {
+            self.false_answers as f64 / self.out_of_scope as f64
+        }
+    }
 }
 
 impl Report {
@@ -124,6 +171,28 @@ impl Report {
                 );
             }
         }
+        let f = &self.faq;
+        if f.cases > 0 {
+            let _ = writeln!(
+                out,
+                "\nFAQ: top-1 accuracy {:.2}% ({} of {} answered with the right entry); \
+                 ranked first {:.2}%; MRR@{MRR_DEPTH} {:.3}",
+                f.served_accuracy() * 100.0,
+                f.served,
+                f.cases,
+                f.ranking_accuracy() * 100.0,
+                f.mrr()
+            );
+        }
+        if f.out_of_scope > 0 {
+            let _ = writeln!(
+                out,
+                "false-answer rate on `none` lines: {:.2}% ({} of {})",
+                f.false_answer_rate() * 100.0,
+                f.false_answers,
+                f.out_of_scope
+            );
+        }
         let _ = writeln!(
             out,
             "\naccuracy: {:.2}% ({} of {}); not handed off: {}",
@@ -144,24 +213,34 @@ fn join(labels: &BTreeSet<String>) -> String {
     labels.iter().cloned().collect::<Vec<_>>().join(",")
 }
 
-/// The labels the shop gives a message, and whether it was handed off.
-pub fn predict(shop: &Shop, message: &str) -> (BTreeSet<String>, bool) {
-    match decide(shop, &normalize(message)) {
+/// The labels the shop gives a message under `faq_rule`, and whether it was handed off.
+pub fn predict(shop: &Shop, message: &str, faq_rule: Option<FaqRule>) -> (BTreeSet<String>, bool) {
+    match decide_with(shop, &shop.canonical(message), faq_rule) {
         Decision::Handoff(i) => (
             BTreeSet::from([shop.intents.intent(i).name.to_string()]),
             true,
         ),
-        Decision::Answer(list) => (
-            list.iter()
-                .map(|&i| shop.intents.intent(i).name.to_string())
-                .collect(),
-            false,
-        ),
+        Decision::Answer(list) => (list.iter().map(|a| label(shop, *a)).collect(), false),
         Decision::Nothing => (BTreeSet::from([NONE.to_string()]), false),
     }
 }
 
+fn label(shop: &Shop, answer: Answerable) -> String {
+    match answer {
+        Answerable::Intent(i) => shop.intents.intent(i).name.to_string(),
+        Answerable::Faq(e) => {
+            let entries = shop.faq.as_ref().map_or(&[][..], |f| f.entries());
+            format!("{FAQ_PREFIX}{}", entries[e].id)
+        }
+    }
+}
+
+/// Evaluates with the shop's own FAQ rule.
 pub fn evaluate(shop: &Shop, cases: &[Case]) -> Report {
+    evaluate_with(shop, cases, shop.faq.as_ref().map(|f| f.rule()))
+}
+
+pub fn evaluate_with(shop: &Shop, cases: &[Case], faq_rule: Option<FaqRule>) -> Report {
     let mut report = Report::default();
     let handoff_intents: BTreeSet<&str> = shop
         .intents
@@ -171,8 +250,9 @@ pub fn evaluate(shop: &Shop, cases: &[Case]) -> Report {
         .map(|i| &*i.name)
         .collect();
     for case in cases {
-        let (predicted, handed_off) = predict(shop, &case.message);
+        let (predicted, handed_off) = predict(shop, &case.message, faq_rule);
         report.total += 1;
+        score_faq(shop, case, &predicted, &mut report.faq);
         for label in case.expected.union(&predicted) {
             let counts = report.per_label.entry(label.clone()).or_default();
             match (case.expected.contains(label), predicted.contains(label)) {
@@ -204,4 +284,109 @@ pub fn evaluate(shop: &Shop, cases: &[Case]) -> Report {
         }
     }
     report
+}
+
+fn score_faq(shop: &Shop, case: &Case, predicted: &BTreeSet<String>, figures: &mut FaqFigures) {
+    if case.expected.len() != 1 {
+        return;
+    }
+    let expected = case.expected.first().expect("one label");
+    if expected == NONE {
+        figures.out_of_scope += 1;
+        if !predicted.contains(NONE) {
+            figures.false_answers += 1;
+        }
+        return;
+    }
+    let Some(id) = expected.strip_prefix(FAQ_PREFIX) else {
+        return;
+    };
+    figures.cases += 1;
+    if predicted == &case.expected {
+        figures.served += 1;
+    }
+    let Some(faq) = &shop.faq else {
+        return;
+    };
+    let ranking = faq.rank(&shop.canonical(&case.message), MRR_DEPTH);
+    if let Some(rank) = ranking
+        .iter()
+        .position(|hit| &*faq.entries()[hit.entry].id == id)
+    {
+        if rank == 0 {
+            figures.ranked_first += 1;
+        }
+        figures.reciprocal_rank_sum += 1.0 / (rank + 1) as f64;
+    }
+}
+
+/// One FAQ rule tried by [`sweep`] and how it did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepRow {
+    pub rule: FaqRule,
+    pub served_accuracy: f64,
+    pub false_answer_rate: f64,
+}
+
+/// Tries a grid of FAQ rules on the cases, to calibrate the shop's rule: the rows are sorted
+/// best first (highest accuracy among those with the fewest false answers).
+pub fn sweep(shop: &Shop, cases: &[Case]) -> Vec<SweepRow> {
+    let mut rows = Vec::new();
+    for min_confidence in (5..=20).map(|i| i as f32 * 0.02) {
+        for single_word_confidence in (5..=12).map(|i| i as f32 * 0.05) {
+            for min_margin in [0.0, 0.05, 0.1, 0.2] {
+                if single_word_confidence < min_confidence {
+                    continue;
+                }
+                let rule = FaqRule {
+                    min_confidence,
+                    single_word_confidence,
+                    min_margin,
+                };
+                let report = evaluate_with(shop, cases, Some(rule));
+                rows.push(SweepRow {
+                    rule,
+                    served_accuracy: report.faq.served_accuracy(),
+                    false_answer_rate: report.faq.false_answer_rate(),
+                });
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        let score = |r: &SweepRow| r.served_accuracy - 2.0 * r.false_answer_rate;
+        score(b).total_cmp(&score(a))
+    });
+    rows
+}
+
+/// One line per case: its label, then the FAQ's best entries with confidence and margin.
+pub fn explain(shop: &Shop, cases: &[Case]) -> Vec<String> {
+    let Some(faq) = &shop.faq else {
+        return Vec::new();
+    };
+    cases
+        .iter()
+        .map(|case| {
+            let ranking = faq.rank(&shop.canonical(&case.message), 3);
+            let hits: Vec<String> = ranking
+                .iter()
+                .map(|h| {
+                    format!(
+                        "{} ({:.2}, {:.2}, {})",
+                        faq.entries()[h.entry].id,
+                        h.confidence,
+                        h.margin,
+                        h.shared_words
+                    )
+                })
+                .collect();
+            format!(
+                "{:>4} {:<28} | {} | {}",
+                case.line,
+                join(&case.expected),
+                hits.join(" | "),
+                case.message
+            )
+        })
+        .collect()
 }

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod eval;
+pub mod faq;
 pub mod intents;
 pub mod normalize;
 pub mod responder;
@@ -43,10 +44,17 @@ pub async fn run(
 
 /// Loads everything the service needs; blocking file and database work runs off the runtime.
 pub async fn build(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<Arc<App>> {
-    let intents = config.intents.clone();
-    let catalog = tokio::task::spawn_blocking(move || Catalog::load(&intents))
-        .await?
-        .map_err(|e| anyhow::anyhow!("the intent files have errors:\n{e}"))?;
+    let (intents, index, on_disk) = (
+        config.intents.clone(),
+        config.index.clone(),
+        config.faq_on_disk.clone(),
+    );
+    // Building FAQ indexes is CPU work: keep it off the async runtime.
+    let catalog = tokio::task::spawn_blocking(move || {
+        Catalog::load_with_faq(&intents, Some(&index), on_disk.as_deref())
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
     let database = config.database.clone();
     let busy_timeout = config.database_busy_timeout;
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&database, busy_timeout))

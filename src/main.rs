@@ -27,6 +27,9 @@ enum Command {
     /// Run a labelled file (`label<TAB>message` per line) through a shop's rules and print
     /// precision and recall per intent and every miss.
     Eval(EvalArgs),
+    /// List the questions buyers asked that nothing could answer, most frequent first, so
+    /// operators know which FAQ entries or keywords to add next.
+    Unmatched(UnmatchedArgs),
 }
 
 #[derive(clap::Args)]
@@ -46,6 +49,26 @@ struct ServeArgs {
     /// SQLite database file [default: data/autoresponder.db].
     #[arg(long, env = "AUTORESPONDER_DATABASE")]
     database: Option<PathBuf>,
+    /// Build FAQ indexes in files under this folder instead of in RAM.
+    #[arg(long, env = "AUTORESPONDER_FAQ_ON_DISK")]
+    faq_on_disk: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct UnmatchedArgs {
+    /// The shop whose unanswered questions are listed.
+    #[arg(long, default_value = "default")]
+    shop: String,
+    /// SQLite database file.
+    #[arg(
+        long,
+        env = "AUTORESPONDER_DATABASE",
+        default_value = "data/autoresponder.db"
+    )]
+    database: PathBuf,
+    /// How many questions to list, most frequent first.
+    #[arg(long, default_value_t = 30)]
+    limit: usize,
 }
 
 #[derive(clap::Args)]
@@ -58,9 +81,18 @@ struct EvalArgs {
     /// Folder of shop intent files.
     #[arg(long, env = "AUTORESPONDER_INTENTS", default_value = "intents")]
     intents: PathBuf,
+    /// Folder of the FAQ knowledge base.
+    #[arg(long, env = "AUTORESPONDER_INDEX", default_value = "index")]
+    index: PathBuf,
     /// Exit with an error when accuracy (0 to 1) is below this.
     #[arg(long, default_value_t = 0.0)]
     min_accuracy: f64,
+    /// Also try a grid of FAQ confidence rules and print the best, for calibration.
+    #[arg(long)]
+    sweep: bool,
+    /// Print the FAQ's best three entries, with confidence and margin, for every line.
+    #[arg(long)]
+    explain: bool,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +101,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Eval(args) => run_eval(args),
+        Command::Unmatched(args) => list_unmatched(args),
     };
     match result {
         Ok(code) => code,
@@ -88,6 +121,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.intents = args.intents.unwrap_or(config.intents);
     config.index = args.index.unwrap_or(config.index);
     config.database = args.database.unwrap_or(config.database);
+    config.faq_on_disk = args.faq_on_disk.or(config.faq_on_disk);
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
@@ -124,8 +158,8 @@ async fn shutdown_signal() {
 }
 
 fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let catalog = Catalog::load(&args.intents)
-        .map_err(|e| anyhow::anyhow!("the intent files have errors:\n{e}"))?;
+    let catalog = Catalog::load_with_faq(&args.intents, Some(&args.index), None)
+        .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
     let shop = catalog
         .get(&args.shop)
         .with_context(|| format!("no shop `{}` in {}", args.shop, args.intents.display()))?;
@@ -135,6 +169,27 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         eval::parse_cases(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let report = eval::evaluate(shop, &cases);
     print!("{}", report.render());
+    if args.explain {
+        println!("\nFAQ ranking per line: label | best (confidence, margin) | 2nd | 3rd");
+        for line in eval::explain(shop, &cases) {
+            println!("{line}");
+        }
+    }
+    if args.sweep {
+        println!(
+            "\nFAQ rule sweep (best first): min_confidence single_word_confidence min_margin -> top-1 false-answers"
+        );
+        for row in eval::sweep(shop, &cases).iter().take(20) {
+            println!(
+                "  {:.2} {:.2} {:.2} -> {:.2}% {:.2}%",
+                row.rule.min_confidence,
+                row.rule.single_word_confidence,
+                row.rule.min_margin,
+                row.served_accuracy * 100.0,
+                row.false_answer_rate * 100.0
+            );
+        }
+    }
     if report.accuracy() < args.min_accuracy {
         eprintln!(
             "accuracy {:.2}% is below the required {:.2}%",
@@ -142,6 +197,34 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
             args.min_accuracy * 100.0
         );
         return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn list_unmatched(args: UnmatchedArgs) -> anyhow::Result<ExitCode> {
+    use autoresponder::store::{SqliteStore, Store};
+    if !args.database.is_file() {
+        anyhow::bail!("no database at {}", args.database.display());
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let questions = runtime.block_on(async {
+        let store = SqliteStore::open(&args.database, std::time::Duration::from_secs(5))?;
+        let questions = store.unmatched(&args.shop, args.limit).await;
+        store.close().await;
+        questions
+    })?;
+    if questions.is_empty() {
+        println!("no unanswered questions recorded for shop `{}`", args.shop);
+    } else {
+        println!("{:>6}  {:<20}  question", "count", "last asked");
+        for q in questions {
+            println!(
+                "{:>6}  {:<20}  {}",
+                q.count,
+                q.last_seen.format("%Y-%m-%d %H:%M UTC"),
+                q.text
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -97,3 +97,99 @@ mod tests {
         check("？？！！😊", "");
     }
 }
+
+/// Words that make a normalised message read as a question rather than a statement
+/// ("好的", "差点忘了" are not questions; "能机洗吗", "怎么用积分" are).
+const QUESTION_MARKERS: &[&str] = &[
+    "吗",
+    "么",
+    "呢",
+    "嘛",
+    "吧",
+    "怎",
+    "如何",
+    "什么",
+    "啥",
+    "咋",
+    "哪",
+    "几",
+    "多少",
+    "多久",
+    "多长",
+    "多大",
+    "谁",
+    "是否",
+    "可以",
+    "能",
+    "会",
+    "要不要",
+    "有没有",
+    "是不是",
+    "不",
+    "how",
+    "what",
+    "can",
+    "which",
+    "where",
+    "when",
+    "why",
+];
+
+/// Whether a normalised message is shaped like a question.
+pub fn looks_like_question(normalized: &str) -> bool {
+    QUESTION_MARKERS.iter().any(|m| normalized.contains(m))
+}
+
+/// A shop's synonym and typo table: normalised phrases rewritten to the word its rules use
+/// ("包油" → "包邮", "寄出" → "发货"). Applied after [`normalize`] to buyer messages and, when
+/// the shop is loaded, to every keyword and FAQ text, so both sides always meet.
+#[derive(Debug, Clone)]
+pub struct Synonyms {
+    automaton: aho_corasick::AhoCorasick,
+    replacements: Vec<String>,
+}
+
+impl Synonyms {
+    /// Builds the table from normalised `(from, to)` pairs; at each position the longest
+    /// `from` wins.
+    pub fn new(pairs: Vec<(String, String)>) -> Result<Synonyms, aho_corasick::BuildError> {
+        let (from, replacements): (Vec<String>, Vec<String>) = pairs.into_iter().unzip();
+        let automaton = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&from)?;
+        Ok(Synonyms {
+            automaton,
+            replacements,
+        })
+    }
+
+    /// Rewrites a normalised text; returns it untouched (no allocation) when nothing matches.
+    pub fn rewrite(&self, normalized: String) -> String {
+        if self.automaton.is_match(&normalized) {
+            self.automaton.replace_all(&normalized, &self.replacements)
+        } else {
+            normalized
+        }
+    }
+}
+
+#[cfg(test)]
+mod synonym_tests {
+    use super::*;
+
+    #[test]
+    fn typos_and_synonyms_become_the_rules_words_longest_first() {
+        let synonyms = Synonyms::new(vec![
+            ("包油".into(), "包邮".into()),
+            ("寄出".into(), "发货".into()),
+            ("寄出去".into(), "发货".into()),
+        ])
+        .unwrap();
+        assert_eq!(synonyms.rewrite(normalize("包油嗎？")), "包邮吗");
+        assert_eq!(
+            synonyms.rewrite(normalize("什么时候寄出去")),
+            "什么时候发货"
+        );
+        assert_eq!(synonyms.rewrite(normalize("今天天气好")), "今天天气好");
+    }
+}

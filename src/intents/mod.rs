@@ -59,6 +59,8 @@ pub struct IntentSpec {
     pub priority: i32,
     /// Answered only when no other intent matched (a greeting beside a question is noise).
     pub yield_to_others: bool,
+    /// Ask the FAQ first: a confident FAQ answer replaces this intent's generic reply.
+    pub defer_to_faq: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -275,6 +277,7 @@ mod tests {
             handoff: None,
             priority: 0,
             yield_to_others: false,
+            defer_to_faq: false,
         }
     }
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::conversation::ConversationState;
+use crate::faq::FaqRule;
 use crate::intents::HandoffPriority;
-use crate::normalize::normalize;
 use crate::shop::schedule::Duty;
 use crate::shop::template::{Template, Variants};
 use crate::shop::{Action, Shop, TemplateName};
@@ -71,6 +71,17 @@ pub struct Response {
     pub replies: Vec<Reply>,
     /// Set when a new handoff must be created; it must be stored before the replies are sent.
     pub handoff: Option<HandoffRequest>,
+    /// The canonical text of a question nothing could answer, for the operators' report.
+    pub unmatched: Option<String>,
+}
+
+/// One thing the bot answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answerable {
+    /// A keyword intent (index into the shop's intents).
+    Intent(usize),
+    /// An FAQ entry (index into the shop's FAQ entries).
+    Faq(usize),
 }
 
 /// What a message asks for, before any reply is chosen.
@@ -78,14 +89,20 @@ pub struct Response {
 pub enum Decision {
     /// Hand off for this intent (index into the shop's intents).
     Handoff(usize),
-    /// Answer these intents, in order.
-    Answer(Vec<usize>),
+    /// Answer these, in order.
+    Answer(Vec<Answerable>),
     Nothing,
 }
 
-/// Classifies a normalised message: handoff intents win over everything; otherwise every
-/// answerable intent is answered in order of appearance.
-pub fn decide(shop: &Shop, normalized: &str) -> Decision {
+/// Classifies a canonical message (see [`Shop::canonical`]) with the shop's own FAQ rule.
+pub fn decide(shop: &Shop, canonical: &str) -> Decision {
+    decide_with(shop, canonical, shop.faq.as_ref().map(|f| f.rule()))
+}
+
+/// Classifies a canonical message: handoff intents win over everything; otherwise every
+/// answerable intent is answered in order of appearance; the FAQ is asked when no intent
+/// matched, or when a matched intent defers to it, and answers if `faq_rule` accepts it.
+pub fn decide_with(shop: &Shop, normalized: &str, faq_rule: Option<FaqRule>) -> Decision {
     let hits = shop.intents.detect(normalized);
     let complaint = shop
         .complaints
@@ -107,9 +124,35 @@ pub fn decide(shop: &Shop, normalized: &str) -> Decision {
     if let Some((_, intent)) = best_handoff {
         return Decision::Handoff(intent);
     }
-    let mut answers: Vec<usize> = hits.iter().map(|h| h.intent).collect();
-    if answers.len() > 1 {
-        answers.retain(|&i| !shop.intents.intent(i).yield_to_others);
+    let mut intents: Vec<usize> = hits.iter().map(|h| h.intent).collect();
+    if intents.len() > 1 {
+        intents.retain(|&i| !shop.intents.intent(i).yield_to_others);
+    }
+    let defers = |i: &usize| shop.intents.intent(*i).defer_to_faq;
+    let faq_answer = match (&shop.faq, faq_rule) {
+        (Some(faq), Some(rule)) if intents.is_empty() || intents.iter().any(defers) => faq
+            .rank(normalized, 2)
+            .into_iter()
+            .next()
+            .filter(|best| rule.accepts(best)),
+        _ => None,
+    };
+    let mut answers: Vec<Answerable> = Vec::with_capacity(intents.len() + 1);
+    for intent in intents {
+        match faq_answer {
+            // The FAQ's specific answer takes the place of the deferring intent's generic one.
+            Some(hit) if defers(&intent) => {
+                if !answers.contains(&Answerable::Faq(hit.entry)) {
+                    answers.push(Answerable::Faq(hit.entry));
+                }
+            }
+            _ => answers.push(Answerable::Intent(intent)),
+        }
+    }
+    if answers.is_empty()
+        && let Some(hit) = faq_answer
+    {
+        answers.push(Answerable::Faq(hit.entry));
     }
     answers.truncate(MAX_ANSWERS);
     if answers.is_empty() {
@@ -147,7 +190,7 @@ pub fn respond(
     text: &str,
     now: DateTime<Utc>,
 ) -> Response {
-    let normalized = normalize(text);
+    let normalized = shop.canonical(text);
     let decision = decide(shop, &normalized);
     let vars = Vars::new(shop, now, &normalized);
     let mut replies = Vec::with_capacity(2);
@@ -185,6 +228,7 @@ pub fn respond(
     }
 
     let mut handoff = None;
+    let mut unmatched = None;
     match decision {
         Decision::Handoff(index) => {
             let spec = shop.intents.intent(index);
@@ -212,8 +256,24 @@ pub fn respond(
                 });
             }
         }
-        Decision::Answer(intents) => {
-            for index in intents {
+        Decision::Answer(answers) => {
+            for answer in answers {
+                let index = match answer {
+                    Answerable::Intent(index) => index,
+                    Answerable::Faq(entry) => {
+                        let entry = &shop
+                            .faq
+                            .as_ref()
+                            .expect("FAQ answers need an FAQ")
+                            .entries()[entry];
+                        replies.push(Reply {
+                            kind: ReplyKind::Faq,
+                            intent: Some(entry.id.clone()),
+                            text: entry.answer.render(&vars),
+                        });
+                        continue;
+                    }
+                };
                 let spec = shop.intents.intent(index);
                 let text = match &shop.actions[index] {
                     Action::Answer(variants) => render_next(state, &spec.name, variants, &vars),
@@ -236,15 +296,22 @@ pub fn respond(
                 });
             }
         }
-        Decision::Nothing => replies.push(template_reply(
-            state,
-            shop,
-            TemplateName::Fallback,
-            ReplyKind::Fallback,
-            &vars,
-        )),
+        Decision::Nothing => {
+            replies.push(template_reply(
+                state,
+                shop,
+                TemplateName::Fallback,
+                ReplyKind::Fallback,
+                &vars,
+            ));
+            unmatched = Some(normalized.clone());
+        }
     }
-    Response { replies, handoff }
+    Response {
+        replies,
+        handoff,
+        unmatched,
+    }
 }
 
 fn template_reply(

@@ -26,6 +26,24 @@ pub struct ShopFile {
     pub templates: TemplatesFile,
     #[serde(default)]
     pub matching: MatchingFile,
+    #[serde(default)]
+    pub faq: FaqRuleFile,
+}
+
+/// Overrides of the FAQ's answer-or-fall-back rule; see `faq::FaqRule`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaqRuleFile {
+    pub min_confidence: Option<f32>,
+    pub single_word_confidence: Option<f32>,
+    pub min_margin: Option<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynonymsFile {
+    #[serde(default)]
+    pub rewrite: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -140,6 +158,9 @@ pub struct IntentFile {
     #[serde(default)]
     pub ladder: bool,
     pub template: Option<Text>,
+    /// Ask the FAQ first; its confident answer replaces this intent's generic one.
+    #[serde(default)]
+    pub defer_to_faq: bool,
 }
 
 #[derive(Debug, Deserialize)]

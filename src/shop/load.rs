@@ -7,20 +7,31 @@ use chrono::{DateTime, Weekday};
 use chrono_tz::Tz;
 
 use super::error::{LoadError, SourceFile};
-use super::files::{ComplaintsFile, IntentsFile, ShopFile, Text};
+use super::files::{ComplaintsFile, FaqRuleFile, IntentsFile, ShopFile, SynonymsFile, Text};
 use super::schedule::{MinuteRange, Peak, Schedule};
 use super::shipping::{Region, Shipping};
 use super::template::{Template, Variants};
 use super::{Action, Ladder, Shop, TemplateName, Templates};
+use crate::faq::{FaqEntry, FaqIndex, FaqRule, load_entries};
 use crate::intents::complaints::{ComplaintLexicon, LexiconSpec, TermSpec};
 use crate::intents::{HandoffPriority, IntentSet, IntentSpec};
-use crate::normalize::normalize;
+use crate::normalize::{Synonyms, normalize};
 
 const SHOP_FILE: &str = "shop.toml";
 const COMPLAINTS_FILE: &str = "complaints.toml";
+const SYNONYMS_FILE: &str = "synonyms.toml";
 
-/// Loads the shop `id` from `folder`, or every mistake found in it.
-pub fn load_shop(id: &str, folder: &Path) -> Result<Shop, Vec<LoadError>> {
+/// Where a shop's FAQ comes from and where its index goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FaqSource<'a> {
+    /// `index/<shop>/`; missing or empty means the shop has no FAQ.
+    pub folder: Option<&'a Path>,
+    /// Build the index in files under this folder instead of in RAM.
+    pub on_disk: Option<&'a Path>,
+}
+
+/// Loads the shop `id` from `folder` (and its FAQ from `faq`), or every mistake found.
+pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<LoadError>> {
     let mut errors = Vec::new();
     let shop_path = folder.join(SHOP_FILE);
     let shop_text = read(&shop_path).map_err(|e| vec![e])?;
@@ -34,7 +45,7 @@ pub fn load_shop(id: &str, folder: &Path) -> Result<Shop, Vec<LoadError>> {
     let mut intent_files = Vec::new();
     for path in toml_files(folder).map_err(|e| vec![e])? {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name == SHOP_FILE || name == COMPLAINTS_FILE {
+        if name == SHOP_FILE || name == COMPLAINTS_FILE || name == SYNONYMS_FILE {
             continue;
         }
         match read(&path) {
@@ -49,8 +60,22 @@ pub fn load_shop(id: &str, folder: &Path) -> Result<Shop, Vec<LoadError>> {
         None
     };
 
+    let synonyms_path = folder.join(SYNONYMS_FILE);
+    let synonyms = if synonyms_path.is_file() {
+        let text = read(&synonyms_path).map_err(|e| vec![e])?;
+        let src = SourceFile {
+            path: &synonyms_path,
+            text: &text,
+        };
+        let file: SynonymsFile = toml::from_str(&text).map_err(|e| vec![src.toml_error(&e)])?;
+        Some(synonym_table(&src, file).map_err(|e| vec![e])?)
+    } else {
+        None
+    };
+
     let mut ctx = Context {
         errors: &mut errors,
+        synonyms,
     };
     let schedule = ctx.schedule(&shop_src, &shop_file);
     let shipping = ctx.shipping(&shop_src, &shop_file);
@@ -91,6 +116,10 @@ pub fn load_shop(id: &str, folder: &Path) -> Result<Shop, Vec<LoadError>> {
         }
     });
 
+    let faq_rule = faq_rule(&shop_file.faq);
+    let faq_index = ctx.faq(id, faq, faq_rule);
+    let synonyms = ctx.synonyms;
+
     let intents = match IntentSet::build(specs, &negators) {
         Ok(set) => Some(set),
         Err(e) => {
@@ -114,6 +143,8 @@ pub fn load_shop(id: &str, folder: &Path) -> Result<Shop, Vec<LoadError>> {
                 intents,
                 actions,
                 complaints,
+                synonyms,
+                faq: faq_index,
             })
         }
         _ => Err(errors),
@@ -145,12 +176,137 @@ fn toml_files(folder: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
+fn synonym_table(src: &SourceFile, file: SynonymsFile) -> Result<Synonyms, LoadError> {
+    let mut pairs = Vec::with_capacity(file.rewrite.len());
+    for (from, to) in file.rewrite {
+        let (from_n, to_n) = (normalize(&from), normalize(&to));
+        if from_n.is_empty() || to_n.is_empty() {
+            return Err(src.error(format!(
+                "rewrite \"{from}\" = \"{to}\": both sides need letters or characters"
+            )));
+        }
+        pairs.push((from_n, to_n));
+    }
+    Synonyms::new(pairs).map_err(|e| src.error(e.to_string()))
+}
+
+fn faq_rule(file: &FaqRuleFile) -> FaqRule {
+    let default = FaqRule::default();
+    FaqRule {
+        min_confidence: file.min_confidence.unwrap_or(default.min_confidence),
+        single_word_confidence: file
+            .single_word_confidence
+            .unwrap_or(default.single_word_confidence),
+        min_margin: file.min_margin.unwrap_or(default.min_margin),
+    }
+}
+
 /// Collects errors while the pieces of a shop are validated one by one.
 struct Context<'e> {
     errors: &'e mut Vec<LoadError>,
+    /// Applied to every text the rules match against, as to buyer messages.
+    synonyms: Option<Synonyms>,
 }
 
 impl Context<'_> {
+    /// The form a text takes for matching: normalised, then rewritten by the synonyms.
+    fn canonical(&self, text: &str) -> String {
+        let normalized = normalize(text);
+        match &self.synonyms {
+            Some(s) => s.rewrite(normalized),
+            None => normalized,
+        }
+    }
+
+    fn faq(&mut self, shop: &str, source: FaqSource, rule: FaqRule) -> Option<FaqIndex> {
+        let folder = source.folder?;
+        let specs = match load_entries(folder) {
+            Ok(specs) => specs,
+            Err(mut e) => {
+                self.errors.append(&mut e);
+                return None;
+            }
+        };
+        if specs.is_empty() {
+            return None;
+        }
+        let before = self.errors.len();
+        let mut entries = Vec::with_capacity(specs.len());
+        let mut phrasings = Vec::with_capacity(specs.len());
+        let mut answers = Vec::with_capacity(specs.len());
+        let mut ids = std::collections::HashSet::with_capacity(specs.len());
+        for spec in specs {
+            let at = |message: String| LoadError {
+                file: spec.file.clone(),
+                line: spec.line,
+                column: 0,
+                message,
+            };
+            if spec.id.is_empty()
+                || !spec
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                self.errors.push(at(format!(
+                    "FAQ id \"{}\" must be ASCII letters, digits and _",
+                    spec.id
+                )));
+            } else if !ids.insert(spec.id.clone()) {
+                self.errors.push(at(format!(
+                    "FAQ id \"{}\" is used twice in this shop",
+                    spec.id
+                )));
+            }
+            let answer = match Template::parse(&spec.answer) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    self.errors
+                        .push(at(format!("entry \"{}\": answer: {}", spec.id, e.message)));
+                    None
+                }
+            };
+            let texts: Vec<String> = std::iter::once(&spec.question)
+                .chain(&spec.alternatives)
+                .map(|t| self.canonical(t))
+                .filter(|t| !t.is_empty())
+                .collect();
+            if texts.is_empty() {
+                self.errors
+                    .push(at(format!("entry \"{}\" has no question text", spec.id)));
+            }
+            if let Some(answer) = answer {
+                entries.push(FaqEntry {
+                    id: Arc::from(spec.id.as_str()),
+                    answer,
+                    tags: spec.tags,
+                });
+                phrasings.push(texts);
+                answers.push(self.canonical(&spec.answer));
+            }
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        let directory = source.on_disk.map(|dir| dir.join(shop));
+        if let Some(dir) = &directory {
+            // The on-disk index is rebuilt from the files at every load.
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        match FaqIndex::build(entries, phrasings, answers, rule, directory.as_deref()) {
+            Ok(index) => Some(index),
+            Err(e) => {
+                self.errors.push(LoadError {
+                    file: folder.to_path_buf(),
+                    line: 0,
+                    column: 0,
+                    message: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+
     fn variants(&mut self, src: &SourceFile, key: &str, texts: &[Text]) -> Option<Variants> {
         let mut templates = Vec::with_capacity(texts.len());
         for text in texts {
@@ -181,7 +337,7 @@ impl Context<'_> {
     }
 
     fn normalized(&mut self, src: &SourceFile, text: &Text) -> Option<String> {
-        let n = normalize(text.get_ref());
+        let n = self.canonical(text.get_ref());
         if n.is_empty() {
             self.errors.push(src.error_at(
                 text.span(),
@@ -394,7 +550,8 @@ impl Context<'_> {
             .keywords
             .iter()
             .filter_map(|k| {
-                let parts: Vec<String> = k.get_ref().split('+').map(normalize).collect();
+                let parts: Vec<String> =
+                    k.get_ref().split('+').map(|p| self.canonical(p)).collect();
                 if parts.iter().any(String::is_empty) {
                     self.errors.push(src.error_at(
                         k.span(),
@@ -476,6 +633,7 @@ impl Context<'_> {
                 handoff,
                 priority: intent.priority,
                 yield_to_others: intent.yield_to_others,
+                defer_to_faq: intent.defer_to_faq,
             },
             action?,
         ))
@@ -521,7 +679,7 @@ impl Context<'_> {
             intensifiers: file
                 .intensifiers
                 .iter()
-                .map(|(w, f)| (normalize(w), *f))
+                .map(|(w, f)| (self.canonical(w), *f))
                 .filter(|(w, _)| !w.is_empty())
                 .collect(),
             terms,

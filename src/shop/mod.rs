@@ -16,11 +16,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use error::{LoadError, LoadErrors};
-pub use load::load_shop;
+pub use error::{LoadError, LoadErrors, SourceFile};
+pub use load::{FaqSource, load_shop};
 
+use crate::faq::FaqIndex;
 use crate::intents::IntentSet;
 use crate::intents::complaints::ComplaintLexicon;
+use crate::normalize::{Synonyms, normalize};
 use schedule::Schedule;
 use shipping::Shipping;
 use template::Variants;
@@ -123,6 +125,20 @@ pub struct Shop {
     /// `actions[i]` is what intent `i` of `intents` does.
     pub actions: Vec<Action>,
     pub complaints: Option<ComplaintLexicon>,
+    pub synonyms: Option<Synonyms>,
+    pub faq: Option<FaqIndex>,
+}
+
+impl Shop {
+    /// A buyer's text in the form the rules match: normalised, then rewritten by the shop's
+    /// synonyms.
+    pub fn canonical(&self, text: &str) -> String {
+        let normalized = normalize(text);
+        match &self.synonyms {
+            Some(s) => s.rewrite(normalized),
+            None => normalized,
+        }
+    }
 }
 
 /// Every shop the service answers for, by id.
@@ -148,9 +164,19 @@ impl Catalog {
         self.shops.is_empty()
     }
 
-    /// Loads every `<dir>/<shop>/` folder that has a `shop.toml`. All mistakes of all shops are
-    /// reported together.
+    /// Loads every `<dir>/<shop>/` folder that has a `shop.toml`, without FAQs.
     pub fn load(dir: &Path) -> Result<Catalog, LoadErrors> {
+        Catalog::load_with_faq(dir, None, None)
+    }
+
+    /// Loads every `<dir>/<shop>/` folder that has a `shop.toml`, each with its FAQ from
+    /// `<index>/<shop>/` (built in RAM, or on disk under `faq_on_disk`). All mistakes of all
+    /// shops are reported together. Blocking: call it off the async runtime.
+    pub fn load_with_faq(
+        dir: &Path,
+        index: Option<&Path>,
+        faq_on_disk: Option<&Path>,
+    ) -> Result<Catalog, LoadErrors> {
         let entries = std::fs::read_dir(dir).map_err(|e| {
             LoadErrors(vec![LoadError {
                 file: dir.to_path_buf(),
@@ -172,7 +198,12 @@ impl Catalog {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            match load_shop(&id, &folder) {
+            let faq_folder = index.map(|i| i.join(&id));
+            let source = FaqSource {
+                folder: faq_folder.as_deref(),
+                on_disk: faq_on_disk,
+            };
+            match load_shop(&id, &folder, source) {
                 Ok(shop) => {
                     shops.insert(id, Arc::new(shop));
                 }

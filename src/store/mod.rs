@@ -93,7 +93,17 @@ pub struct Exchange {
     pub replies: Vec<OutgoingMessage>,
     pub state: ConversationState,
     pub handoff: Option<NewHandoff>,
+    /// The canonical text of a question nothing answered, counted for the operators.
+    pub unmatched: Option<String>,
     pub at: DateTime<Utc>,
+}
+
+/// A question nothing could answer, with how often it was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmatched {
+    pub text: String,
+    pub count: u64,
+    pub last_seen: DateTime<Utc>,
 }
 
 /// A handoff as stored.
@@ -137,6 +147,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every message of a conversation, in order.
     async fn transcript(&self, conversation: &str) -> Result<Vec<TranscriptLine>, StoreError>;
+
+    /// The most frequent unanswered questions of a shop, most frequent first.
+    async fn unmatched(&self, shop: &str, limit: usize) -> Result<Vec<Unmatched>, StoreError>;
 
     /// Finishes pending writes and stops; later calls fail with `Unavailable`.
     async fn close(&self);

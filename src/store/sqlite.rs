@@ -19,8 +19,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    Conversation, Exchange, Handoff, Sender, Store, StoreError, TranscriptLine, format_time,
-    parse_time,
+    Conversation, Exchange, Handoff, Sender, Store, StoreError, TranscriptLine, Unmatched,
+    format_time, parse_time,
 };
 use crate::conversation::ConversationState;
 use crate::intents::HandoffPriority;
@@ -31,7 +31,8 @@ const QUEUE_CAPACITY: usize = 4096;
 const MAX_BATCH: usize = 512;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE conversations (
     id          TEXT PRIMARY KEY,
     shop        TEXT NOT NULL,
@@ -66,7 +67,19 @@ CREATE TABLE handoffs (
     resolved_at  TEXT
 );
 CREATE INDEX handoffs_queue ON handoffs (shop, status, priority, created_at);
-"#];
+"#,
+    r#"
+CREATE TABLE unmatched (
+    shop       TEXT NOT NULL,
+    text       TEXT NOT NULL,
+    count      INTEGER NOT NULL,
+    first_seen TEXT NOT NULL,
+    last_seen  TEXT NOT NULL,
+    PRIMARY KEY (shop, text)
+);
+CREATE INDEX unmatched_by_count ON unmatched (shop, count DESC);
+"#,
+];
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
@@ -89,6 +102,11 @@ enum Command {
         conversation: String,
         reply: Reply<Vec<TranscriptLine>>,
     },
+    Unmatched {
+        shop: String,
+        limit: usize,
+        reply: Reply<Vec<Unmatched>>,
+    },
 }
 
 /// A finished command's answer, held until its transaction commits.
@@ -100,6 +118,7 @@ enum Answer {
         Reply<Vec<TranscriptLine>>,
         Result<Vec<TranscriptLine>, StoreError>,
     ),
+    Unmatched(Reply<Vec<Unmatched>>, Result<Vec<Unmatched>, StoreError>),
 }
 
 pub struct SqliteStore {
@@ -196,6 +215,15 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn unmatched(&self, shop: &str, limit: usize) -> Result<Vec<Unmatched>, StoreError> {
+        self.submit(|reply| Command::Unmatched {
+            shop: shop.to_string(),
+            limit,
+            reply,
+        })
+        .await
+    }
+
     async fn close(&self) {
         // Dropping the last sender lets the writer drain the queue and stop.
         self.commands.lock().expect("store lock poisoned").take();
@@ -275,6 +303,9 @@ fn run_batch(connection: &mut Connection, batch: &mut Vec<Command>) {
             Answer::Transcript(reply, result) => {
                 let _ = reply.send(result);
             }
+            Answer::Unmatched(reply, result) => {
+                let _ = reply.send(result);
+            }
         }
     }
     if let Err(e) = committed {
@@ -306,6 +337,9 @@ fn execute(tx: &mut Transaction, command: Command) -> Answer {
             conversation,
             reply,
         } => Answer::Transcript(reply, transcript(tx, &conversation)),
+        Command::Unmatched { shop, limit, reply } => {
+            Answer::Unmatched(reply, unmatched(tx, &shop, limit))
+        }
     }
 }
 
@@ -396,6 +430,15 @@ fn record(tx: &rusqlite::Savepoint, exchange: &Exchange) -> Result<(), StoreErro
                 at
             ])
             .map_err(unavailable)?;
+    }
+    if let Some(text) = &exchange.unmatched {
+        tx.prepare_cached(
+            "INSERT INTO unmatched (shop, text, count, first_seen, last_seen)
+             VALUES (?1, ?2, 1, ?3, ?3)
+             ON CONFLICT (shop, text) DO UPDATE SET count = count + 1, last_seen = ?3",
+        )
+        .and_then(|mut s| s.execute(params![exchange.shop, text, at]))
+        .map_err(unavailable)?;
     }
     if let Some(handoff) = &exchange.handoff {
         tx.execute(
@@ -488,4 +531,32 @@ fn transcript(tx: &Transaction, conversation: &str) -> Result<Vec<TranscriptLine
         });
     }
     Ok(lines)
+}
+
+fn unmatched(tx: &Transaction, shop: &str, limit: usize) -> Result<Vec<Unmatched>, StoreError> {
+    let mut query = tx
+        .prepare_cached(
+            "SELECT text, count, last_seen FROM unmatched WHERE shop = ?1
+             ORDER BY count DESC, last_seen DESC LIMIT ?2",
+        )
+        .map_err(unavailable)?;
+    let rows = query
+        .query_map(params![shop, limit as i64], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(unavailable)?;
+    let mut questions = Vec::new();
+    for row in rows {
+        let (text, count, last_seen) = row.map_err(unavailable)?;
+        questions.push(Unmatched {
+            text,
+            count: count.max(0) as u64,
+            last_seen: parse_time(&last_seen)?,
+        });
+    }
+    Ok(questions)
 }

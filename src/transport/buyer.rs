@@ -119,6 +119,17 @@ async fn write_frames(
 /// Why the connection should stop.
 struct Closed;
 
+/// What one step of the conversation produced, to be stored and then sent.
+#[derive(Default)]
+struct Outcome {
+    /// The buyer's text and the client's id for it; absent for the welcome.
+    buyer_message: Option<(String, Option<Value>)>,
+    replies: Vec<Reply>,
+    handoff: Option<NewHandoff>,
+    /// The canonical text of a question nothing answered.
+    unmatched: Option<String>,
+}
+
 struct Connection {
     app: Arc<App>,
     shop_id: String,
@@ -159,8 +170,11 @@ impl Connection {
         let conversation = self.conversation.as_mut().expect("just opened");
         let mut state = conversation.state.clone();
         if let Some(welcome) = responder::welcome(&shop, &mut state, now) {
-            self.commit_and_send(&shop, state, None, vec![welcome], None, now)
-                .await?;
+            let outcome = Outcome {
+                replies: vec![welcome],
+                ..Outcome::default()
+            };
+            self.commit_and_send(&shop, state, outcome, now).await?;
         }
         Ok(())
     }
@@ -276,16 +290,13 @@ impl Connection {
                 priority: h.priority,
             }
         });
-        let result = self
-            .commit_and_send(
-                &shop,
-                state,
-                Some((text, id)),
-                response.replies,
-                handoff,
-                now,
-            )
-            .await;
+        let outcome = Outcome {
+            buyer_message: Some((text, id)),
+            replies: response.replies,
+            handoff,
+            unmatched: response.unmatched,
+        };
+        let result = self.commit_and_send(&shop, state, outcome, now).await;
         self.app
             .metrics
             .reply_latency
@@ -299,11 +310,15 @@ impl Connection {
         &mut self,
         shop: &Shop,
         state: ConversationState,
-        buyer_message: Option<(String, Option<Value>)>,
-        replies: Vec<Reply>,
-        handoff: Option<NewHandoff>,
+        outcome: Outcome,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), Closed> {
+        let Outcome {
+            buyer_message,
+            replies,
+            handoff,
+            unmatched,
+        } = outcome;
         let conversation = self.conversation.as_ref().expect("opened");
         let in_reply_to = buyer_message.as_ref().and_then(|(_, id)| id.clone());
         let handoff_intent = handoff.as_ref().map(|h| (h.intent.clone(), h.priority));
@@ -322,6 +337,7 @@ impl Connection {
                 .collect(),
             state: state.clone(),
             handoff,
+            unmatched,
             at: now,
         };
         if let Err(e) = self.app.store.record(exchange).await {

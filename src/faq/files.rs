@@ -1,0 +1,156 @@
+//! Reading a shop's FAQ files: `index/<shop>/*.toml` (`[[entry]]` tables, for hand editing)
+//! and `index/<shop>/*.jsonl` (one entry per line, for bulk import). Every mistake is reported
+//! with file and line.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::shop::{LoadError, SourceFile};
+
+/// One entry as written, before its answer is parsed and its texts normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntrySpec {
+    pub id: String,
+    pub question: String,
+    pub alternatives: Vec<String>,
+    pub answer: String,
+    pub tags: Vec<String>,
+    /// Where the entry was written, for errors found later (bad template, duplicate id).
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TomlFile {
+    #[serde(default)]
+    entry: Vec<Spanned<RawEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    id: String,
+    question: String,
+    #[serde(default)]
+    alternatives: Vec<String>,
+    answer: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+/// Reads every FAQ file in `folder`; a missing folder is an empty FAQ.
+pub fn load_entries(folder: &Path) -> Result<Vec<EntrySpec>, Vec<LoadError>> {
+    if !folder.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(|e| vec![whole_file(folder, format!("cannot list: {e}"))])?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml" || x == "jsonl"))
+        .collect();
+    paths.sort();
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(whole_file(&path, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        let src = SourceFile {
+            path: &path,
+            text: &text,
+        };
+        if path.extension().is_some_and(|x| x == "toml") {
+            match toml::from_str::<TomlFile>(&text) {
+                Ok(file) => {
+                    for raw in file.entry {
+                        let line = src.error_at(raw.span(), "").line;
+                        entries.push(spec(raw.into_inner(), &path, line));
+                    }
+                }
+                Err(e) => errors.push(src.toml_error(&e)),
+            }
+        } else {
+            for (index, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<RawEntry>(line) {
+                    Ok(raw) => entries.push(spec(raw, &path, index + 1)),
+                    Err(e) => errors.push(LoadError {
+                        file: path.clone(),
+                        line: index + 1,
+                        column: e.column(),
+                        message: format!("not an FAQ entry: {e}"),
+                    }),
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(entries)
+    } else {
+        Err(errors)
+    }
+}
+
+fn spec(raw: RawEntry, file: &Path, line: usize) -> EntrySpec {
+    EntrySpec {
+        id: raw.id,
+        question: raw.question,
+        alternatives: raw.alternatives,
+        answer: raw.answer,
+        tags: raw.tags,
+        file: file.to_path_buf(),
+        line,
+    }
+}
+
+fn whole_file(path: &Path, message: String) -> LoadError {
+    LoadError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_and_json_lines_load_and_mistakes_name_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a.toml"),
+            "[[entry]]\nid = \"a\"\nquestion = \"q\"\nanswer = \"x\"\n\n[[entry]]\nid = \"b\"\nquestion = \"q2\"\nalternatives = [\"q3\"]\nanswer = \"y\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b.jsonl"),
+            "{\"id\":\"c\",\"question\":\"q\",\"answer\":\"z\"}\n\n",
+        )
+        .unwrap();
+        let entries = load_entries(dir.path()).unwrap();
+        let ids: Vec<_> = entries.iter().map(|e| (e.id.as_str(), e.line)).collect();
+        assert_eq!(ids, [("a", 1), ("b", 6), ("c", 1)]);
+
+        std::fs::write(
+            dir.path().join("b.jsonl"),
+            "{\"id\":\"c\",\"question\":\"q\",\"answer\":\"z\"}\n{\"id\":\"d\",\"question\":\"q\"}\n",
+        )
+        .unwrap();
+        let errors = load_entries(dir.path()).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].to_string().contains("b.jsonl:2"), "{}", errors[0]);
+        assert!(errors[0].message.contains("answer"), "{}", errors[0]);
+    }
+}

@@ -50,6 +50,7 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             intents: repo_path("intents"),
             index: repo_path("index"),
+            faq_on_disk: None,
             database: database.clone(),
             database_busy_timeout: Duration::from_millis(200),
             limits,

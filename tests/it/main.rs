@@ -4,5 +4,6 @@
 mod buyer;
 mod crash;
 mod eval;
+mod faq;
 mod helpers;
 mod limits;

@@ -45,7 +45,10 @@ const ANSWER_BOOST: f32 = 0.4;
 /// A term found in more than this share of the documents tells almost nothing about which
 /// entry is meant, and its long posting list is what makes a query slow; it is left out of
 /// the query and of the self-score.
-const MAX_DOC_SHARE: f64 = 0.1;
+const MAX_DOC_SHARE: f64 = 0.05;
+/// Answers are longer and their common words are many; only their rare words ("球球" in the
+/// answer about pilling) help a question find them, and only those are searched.
+const MAX_ANSWER_DOC_SHARE: f64 = 0.002;
 
 /// When a ranking is confident enough to answer. Calibrated on `tests/cases/faq.tsv` with
 /// `autoresponder eval tests/cases/faq.tsv --sweep` (see `index/README.md`).
@@ -210,6 +213,12 @@ impl FaqIndex {
             writer.add_document(document)?;
         }
         writer.commit()?;
+        // The index never changes after this, so it is merged into one segment: every extra
+        // segment repeats the work of each query.
+        let segments = index.searchable_segment_ids()?;
+        if segments.len() > 1 {
+            writer.merge(&segments).wait()?;
+        }
         writer.wait_merging_threads()?;
         let reader: IndexReader = index
             .reader_builder()
@@ -249,10 +258,12 @@ impl FaqIndex {
         let mut self_score = 0.0f32;
         // `scored` terms count towards the self-score; answer terms only help ranking.
         let common = ((total as f64 * MAX_DOC_SHARE) as u64).max(20);
+        let common_in_answers = ((total as f64 * MAX_ANSWER_DOC_SHARE) as u64).max(20);
         let mut add = |field: Field, piece: &str, boost: f32, scored: bool| {
             let term = Term::from_field_text(field, piece);
             let doc_freq = searcher.doc_freq(&term).unwrap_or(0).min(total);
-            if doc_freq > common {
+            let limit = if scored { common } else { common_in_answers };
+            if doc_freq > limit {
                 return;
             }
             if scored {

@@ -185,7 +185,22 @@ fn synonym_table(src: &SourceFile, file: SynonymsFile) -> Result<Synonyms, LoadE
                 "rewrite \"{from}\" = \"{to}\": both sides need letters or characters"
             )));
         }
+        // A single character occurs in far too many words to be rewritten everywhere.
+        if from_n.chars().count() < 2 {
+            return Err(src.error(format!(
+                "rewrite \"{from}\": a key needs at least 2 characters"
+            )));
+        }
         pairs.push((from_n, to_n));
+    }
+    // The rewrite runs once; a result that contains another key would read differently
+    // depending on the order of the table.
+    for (from, to) in &pairs {
+        if let Some((other, _)) = pairs.iter().find(|(key, _)| to.contains(key.as_str())) {
+            return Err(src.error(format!(
+                "rewrite \"{from}\" = \"{to}\": the result contains the key \"{other}\""
+            )));
+        }
     }
     Synonyms::new(pairs).map_err(|e| src.error(e.to_string()))
 }
@@ -694,5 +709,29 @@ impl Context<'_> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> Result<Synonyms, LoadError> {
+        let path = Path::new("intents/x/synonyms.toml");
+        let src = SourceFile { path, text };
+        synonym_table(&src, toml::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn synonym_tables_reject_short_keys_and_chained_rewrites() {
+        assert!(table("[rewrite]\n\"包油\" = \"包邮\"\n").is_ok());
+        let short = table("[rewrite]\n\"油\" = \"邮\"\n").unwrap_err();
+        assert!(short.message.contains("2 characters"), "{short}");
+        let chained = table("[rewrite]\n\"包油\" = \"包邮\"\n\"包邮\" = \"免运费\"\n").unwrap_err();
+        assert!(chained.message.contains("contains the key"), "{chained}");
+        assert!(
+            chained.to_string().starts_with("intents/x/synonyms.toml"),
+            "{chained}"
+        );
     }
 }

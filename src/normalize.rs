@@ -140,6 +140,16 @@ pub fn looks_like_question(normalized: &str) -> bool {
     QUESTION_MARKERS.iter().any(|m| normalized.contains(m))
 }
 
+/// The form every text takes for matching: normalised, then rewritten by the shop's synonyms.
+/// Buyer messages and, at load time, keywords and FAQ texts all go through it.
+pub fn canonical(text: &str, synonyms: Option<&Synonyms>) -> String {
+    let normalized = normalize(text);
+    match synonyms {
+        Some(s) => s.rewrite(normalized),
+        None => normalized,
+    }
+}
+
 /// A shop's synonym and typo table: normalised phrases rewritten to the word its rules use
 /// ("包油" → "包邮", "寄出" → "发货"). Applied after [`normalize`] to buyer messages and, when
 /// the shop is loaded, to every keyword and FAQ text, so both sides always meet.

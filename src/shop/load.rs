@@ -15,7 +15,7 @@ use super::{Action, Ladder, Shop, TemplateName, Templates};
 use crate::faq::{FaqEntry, FaqIndex, FaqRule, load_entries};
 use crate::intents::complaints::{ComplaintLexicon, LexiconSpec, TermSpec};
 use crate::intents::{HandoffPriority, IntentSet, IntentSpec};
-use crate::normalize::{Synonyms, normalize};
+use crate::normalize::{Synonyms, canonical, normalize};
 
 const SHOP_FILE: &str = "shop.toml";
 const COMPLAINTS_FILE: &str = "complaints.toml";
@@ -226,11 +226,7 @@ struct Context<'e> {
 impl Context<'_> {
     /// The form a text takes for matching: normalised, then rewritten by the synonyms.
     fn canonical(&self, text: &str) -> String {
-        let normalized = normalize(text);
-        match &self.synonyms {
-            Some(s) => s.rewrite(normalized),
-            None => normalized,
-        }
+        canonical(text, self.synonyms.as_ref())
     }
 
     fn faq(&mut self, shop: &str, source: FaqSource, rule: FaqRule) -> Option<FaqIndex> {

@@ -22,7 +22,7 @@ pub use load::{FaqSource, load_shop};
 use crate::faq::FaqIndex;
 use crate::intents::IntentSet;
 use crate::intents::complaints::ComplaintLexicon;
-use crate::normalize::{Synonyms, normalize};
+use crate::normalize::{Synonyms, canonical};
 use schedule::Schedule;
 use shipping::Shipping;
 use template::Variants;
@@ -133,11 +133,7 @@ impl Shop {
     /// A buyer's text in the form the rules match: normalised, then rewritten by the shop's
     /// synonyms.
     pub fn canonical(&self, text: &str) -> String {
-        let normalized = normalize(text);
-        match &self.synonyms {
-            Some(s) => s.rewrite(normalized),
-            None => normalized,
-        }
+        canonical(text, self.synonyms.as_ref())
     }
 }
 

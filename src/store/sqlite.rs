@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -107,6 +108,8 @@ enum Command {
         limit: usize,
         reply: Reply<Vec<Unmatched>>,
     },
+    /// Commit what came before, then stop.
+    Shutdown,
 }
 
 /// A finished command's answer, held until its transaction commits.
@@ -122,7 +125,11 @@ enum Answer {
 }
 
 pub struct SqliteStore {
-    commands: Mutex<Option<mpsc::Sender<Command>>>,
+    /// Cloned by nobody: every call sends on it directly, so the message path takes no lock.
+    commands: mpsc::Sender<Command>,
+    /// Set by `close`; later calls fail at once instead of queueing behind the shutdown.
+    closed: AtomicBool,
+    /// Only touched by `close`.
     writer: Mutex<Option<JoinHandle<()>>>,
     path: PathBuf,
 }
@@ -146,7 +153,8 @@ impl SqliteStore {
             .spawn(move || write_loop(connection, queue))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStore {
-            commands: Mutex::new(Some(commands)),
+            commands,
+            closed: AtomicBool::new(false),
             writer: Mutex::new(Some(writer)),
             path: path.to_path_buf(),
         })
@@ -157,14 +165,11 @@ impl SqliteStore {
     }
 
     async fn submit<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
-        let sender = self
-            .commands
-            .lock()
-            .expect("store lock poisoned")
-            .clone()
-            .ok_or_else(|| StoreError::Unavailable("the store is closed".into()))?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        }
         let (reply, answer) = oneshot::channel();
-        sender
+        self.commands
             .send(make(reply))
             .await
             .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?;
@@ -225,8 +230,12 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        // Dropping the last sender lets the writer drain the queue and stop.
-        self.commands.lock().expect("store lock poisoned").take();
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Everything queued before the shutdown is still committed; the writer then stops
+        // and drops the queue, so anything sent later fails.
+        let _ = self.commands.send(Command::Shutdown).await;
         let writer = self.writer.lock().expect("store lock poisoned").take();
         if let Some(writer) = writer {
             let _ = tokio::task::spawn_blocking(move || writer.join()).await;
@@ -263,15 +272,23 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
 
 fn write_loop(mut connection: Connection, mut queue: mpsc::Receiver<Command>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut stopping = false;
     while let Some(first) = queue.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(command) => batch.push(command),
-                Err(_) => break,
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            if matches!(command, Command::Shutdown) {
+                stopping = true;
+                break;
+            }
+            batch.push(command);
+            if batch.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
             }
         }
         run_batch(&mut connection, &mut batch);
+        if stopping {
+            return;
+        }
     }
 }
 
@@ -317,6 +334,7 @@ fn run_batch(connection: &mut Connection, batch: &mut Vec<Command>) {
 
 fn execute(tx: &mut Transaction, command: Command) -> Answer {
     match command {
+        Command::Shutdown => unreachable!("the writer loop stops at a shutdown"),
         Command::Open {
             shop,
             buyer,
@@ -559,4 +577,61 @@ fn unmatched(tx: &Transaction, shop: &str, limit: usize) -> Result<Vec<Unmatched
         });
     }
     Ok(questions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OutgoingMessage;
+
+    fn exchange(conversation: &Conversation, text: &str) -> Exchange {
+        Exchange {
+            conversation: conversation.id.clone(),
+            shop: conversation.shop.clone(),
+            buyer: conversation.buyer.clone(),
+            buyer_message: Some((text.to_string(), None)),
+            replies: vec![OutgoingMessage {
+                kind: "fallback",
+                intent: None,
+                text: "reply".into(),
+            }],
+            state: ConversationState::default(),
+            handoff: None,
+            unmatched: Some(text.to_string()),
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn acknowledged_writes_outlive_close_and_later_calls_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
+        let conversation = store
+            .open_conversation("default", "b", Utc::now())
+            .await
+            .unwrap();
+        store.record(exchange(&conversation, "在吗")).await.unwrap();
+        store.record(exchange(&conversation, "在吗")).await.unwrap();
+        store.close().await;
+        assert!(matches!(
+            store.record(exchange(&conversation, "late")).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        store.close().await; // a second close is harmless
+
+        let reopened = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
+        let again = reopened
+            .open_conversation("default", "b", Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(again.id, conversation.id, "the same buyer continues");
+        assert_eq!(reopened.transcript(&again.id).await.unwrap().len(), 4);
+        let unmatched = reopened.unmatched("default", 10).await.unwrap();
+        assert_eq!(
+            (unmatched[0].text.as_str(), unmatched[0].count),
+            ("在吗", 2)
+        );
+        reopened.close().await;
+    }
 }

@@ -52,6 +52,19 @@ pub struct Miss {
     pub predicted: BTreeSet<String>,
 }
 
+impl std::fmt::Display for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {:>4}: expected {:<28} got {:<28} {}",
+            self.case.line,
+            join(&self.case.expected),
+            join(&self.predicted),
+            self.case.message
+        )
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     pub true_positive: usize,
@@ -145,14 +158,7 @@ impl Report {
         if !self.misses.is_empty() {
             let _ = writeln!(out, "\nmisses:");
             for miss in &self.misses {
-                let _ = writeln!(
-                    out,
-                    "  line {:>4}: expected {:<28} got {:<28} {}",
-                    miss.case.line,
-                    join(&miss.case.expected),
-                    join(&miss.predicted),
-                    miss.case.message
-                );
+                let _ = writeln!(out, "  {miss}");
             }
         }
         if !self.unhanded.is_empty() {
@@ -161,14 +167,7 @@ impl Report {
                 "\nNOT HANDED OFF (a buyer who needed a human would not get one):"
             );
             for miss in &self.unhanded {
-                let _ = writeln!(
-                    out,
-                    "  line {:>4}: expected {} got {}  {}",
-                    miss.case.line,
-                    join(&miss.case.expected),
-                    join(&miss.predicted),
-                    miss.case.message
-                );
+                let _ = writeln!(out, "  {miss}");
             }
         }
         let f = &self.faq;

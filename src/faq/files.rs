@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::shop::{LoadError, SourceFile};
+use crate::shop::{LoadError, SourceFile, files_with_extensions, read_source};
 
 /// One entry as written, before its answer is parsed and its texts normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,20 +46,14 @@ pub fn load_entries(folder: &Path) -> Result<Vec<EntrySpec>, Vec<LoadError>> {
     if !folder.is_dir() {
         return Ok(Vec::new());
     }
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(folder)
-        .map_err(|e| vec![whole_file(folder, format!("cannot list: {e}"))])?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml" || x == "jsonl"))
-        .collect();
-    paths.sort();
+    let paths = files_with_extensions(folder, &["toml", "jsonl"]).map_err(|e| vec![e])?;
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
-        let text = match std::fs::read_to_string(&path) {
+        let text = match read_source(&path) {
             Ok(t) => t,
             Err(e) => {
-                errors.push(whole_file(&path, format!("cannot read: {e}")));
+                errors.push(e);
                 continue;
             }
         };
@@ -71,7 +65,7 @@ pub fn load_entries(folder: &Path) -> Result<Vec<EntrySpec>, Vec<LoadError>> {
             match toml::from_str::<TomlFile>(&text) {
                 Ok(file) => {
                     for raw in file.entry {
-                        let line = src.error_at(raw.span(), "").line;
+                        let line = src.line_of(raw.span().start);
                         entries.push(spec(raw.into_inner(), &path, line));
                     }
                 }
@@ -110,15 +104,6 @@ fn spec(raw: RawEntry, file: &Path, line: usize) -> EntrySpec {
         tags: raw.tags,
         file: file.to_path_buf(),
         line,
-    }
-}
-
-fn whole_file(path: &Path, message: String) -> LoadError {
-    LoadError {
-        file: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        message,
     }
 }
 

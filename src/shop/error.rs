@@ -1,4 +1,5 @@
-//! Errors found while loading a shop, each naming the file and line an operator must fix.
+//! Reading a shop's source files (intents and FAQ), and the errors found in them, each naming
+//! the file and line an operator must fix.
 
 use std::fmt;
 use std::ops::Range;
@@ -13,6 +14,46 @@ pub struct LoadError {
     /// 1-based column; 0 when unknown.
     pub column: usize,
     pub message: String,
+}
+
+impl LoadError {
+    /// A mistake about a file or folder as a whole (it cannot be read, it is missing).
+    pub fn whole_file(path: &Path, message: impl Into<String>) -> LoadError {
+        LoadError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads a source file, or says which one could not be read.
+pub fn read_source(path: &Path) -> Result<String, LoadError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| LoadError::whole_file(path, format!("cannot read: {e}")))
+}
+
+/// The files directly in `folder` whose extension is one of `extensions`, sorted by name so
+/// that loading (and the order of errors) does not depend on the file system.
+pub fn files_with_extensions(
+    folder: &Path,
+    extensions: &[&str],
+) -> Result<Vec<PathBuf>, LoadError> {
+    let entries = std::fs::read_dir(folder)
+        .map_err(|e| LoadError::whole_file(folder, format!("cannot list: {e}")))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| extensions.contains(&x))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 impl fmt::Display for LoadError {
@@ -65,12 +106,12 @@ impl SourceFile<'_> {
     }
 
     pub fn error(&self, message: impl Into<String>) -> LoadError {
-        LoadError {
-            file: self.path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: message.into(),
-        }
+        LoadError::whole_file(self.path, message)
+    }
+
+    /// The 1-based line of a byte offset.
+    pub fn line_of(&self, offset: usize) -> usize {
+        line_and_column(self.text, offset).0
     }
 
     pub fn toml_error(&self, error: &toml::de::Error) -> LoadError {

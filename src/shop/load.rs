@@ -1,12 +1,12 @@
 //! Turns one shop folder into a validated [`Shop`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Weekday};
 use chrono_tz::Tz;
 
-use super::error::{LoadError, SourceFile};
+use super::error::{LoadError, SourceFile, files_with_extensions, read_source};
 use super::files::{ComplaintsFile, FaqRuleFile, IntentsFile, ShopFile, SynonymsFile, Text};
 use super::schedule::{MinuteRange, Peak, Schedule};
 use super::shipping::{Region, Shipping};
@@ -34,7 +34,7 @@ pub struct FaqSource<'a> {
 pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<LoadError>> {
     let mut errors = Vec::new();
     let shop_path = folder.join(SHOP_FILE);
-    let shop_text = read(&shop_path).map_err(|e| vec![e])?;
+    let shop_text = read_source(&shop_path).map_err(|e| vec![e])?;
     let shop_src = SourceFile {
         path: &shop_path,
         text: &shop_text,
@@ -43,26 +43,26 @@ pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<Lo
         toml::from_str(&shop_text).map_err(|e| vec![shop_src.toml_error(&e)])?;
 
     let mut intent_files = Vec::new();
-    for path in toml_files(folder).map_err(|e| vec![e])? {
+    for path in files_with_extensions(folder, &["toml"]).map_err(|e| vec![e])? {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name == SHOP_FILE || name == COMPLAINTS_FILE || name == SYNONYMS_FILE {
             continue;
         }
-        match read(&path) {
+        match read_source(&path) {
             Ok(text) => intent_files.push((path, text)),
             Err(e) => errors.push(e),
         }
     }
     let complaints_path = folder.join(COMPLAINTS_FILE);
     let complaints_text = if complaints_path.is_file() {
-        Some(read(&complaints_path).map_err(|e| vec![e])?)
+        Some(read_source(&complaints_path).map_err(|e| vec![e])?)
     } else {
         None
     };
 
     let synonyms_path = folder.join(SYNONYMS_FILE);
     let synonyms = if synonyms_path.is_file() {
-        let text = read(&synonyms_path).map_err(|e| vec![e])?;
+        let text = read_source(&synonyms_path).map_err(|e| vec![e])?;
         let src = SourceFile {
             path: &synonyms_path,
             text: &text,
@@ -149,31 +149,6 @@ pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<Lo
         }
         _ => Err(errors),
     }
-}
-
-fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|e| LoadError {
-        file: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read: {e}"),
-    })
-}
-
-fn toml_files(folder: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let entries = std::fs::read_dir(folder).map_err(|e| LoadError {
-        file: folder.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: format!("cannot list: {e}"),
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 fn synonym_table(src: &SourceFile, file: SynonymsFile) -> Result<Synonyms, LoadError> {
@@ -307,12 +282,8 @@ impl Context<'_> {
         match FaqIndex::build(entries, phrasings, answers, rule, directory.as_deref()) {
             Ok(index) => Some(index),
             Err(e) => {
-                self.errors.push(LoadError {
-                    file: folder.to_path_buf(),
-                    line: 0,
-                    column: 0,
-                    message: e.to_string(),
-                });
+                self.errors
+                    .push(LoadError::whole_file(folder, e.to_string()));
                 None
             }
         }

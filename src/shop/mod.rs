@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use error::{LoadError, LoadErrors, SourceFile};
+pub use error::{LoadError, LoadErrors, SourceFile, files_with_extensions, read_source};
 pub use load::{FaqSource, load_shop};
 
 use crate::faq::FaqIndex;
@@ -174,12 +174,10 @@ impl Catalog {
         faq_on_disk: Option<&Path>,
     ) -> Result<Catalog, LoadErrors> {
         let entries = std::fs::read_dir(dir).map_err(|e| {
-            LoadErrors(vec![LoadError {
-                file: dir.to_path_buf(),
-                line: 0,
-                column: 0,
-                message: format!("cannot read the intents folder: {e}"),
-            }])
+            LoadErrors(vec![LoadError::whole_file(
+                dir,
+                format!("cannot read the intents folder: {e}"),
+            )])
         })?;
         let mut folders: Vec<_> = entries
             .filter_map(Result::ok)
@@ -210,12 +208,10 @@ impl Catalog {
             return Err(LoadErrors(errors));
         }
         if shops.is_empty() {
-            return Err(LoadErrors(vec![LoadError {
-                file: dir.to_path_buf(),
-                line: 0,
-                column: 0,
-                message: "no shop found: expected folders like intents/default/shop.toml".into(),
-            }]));
+            return Err(LoadErrors(vec![LoadError::whole_file(
+                dir,
+                "no shop found: expected folders like intents/default/shop.toml",
+            )]));
         }
         Ok(Catalog { shops })
     }

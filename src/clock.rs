@@ -39,6 +39,10 @@ impl ManualClock {
     pub fn set(&self, now: DateTime<Utc>) {
         *self.now.lock().expect("clock lock poisoned") = now;
     }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        *self.now.lock().expect("clock lock poisoned") += by;
+    }
 }
 
 impl Clock for ManualClock {

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::webhook::WebhookSettings;
+
 /// Limits that protect the service from one client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {
@@ -62,6 +64,10 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// How long shutdown waits for connections to close before giving up on them.
     pub shutdown_grace: Duration,
+    /// How webhook deliveries are timed out and retried.
+    pub webhooks: WebhookSettings,
+    /// How often waiting high-priority cases are checked for escalation.
+    pub escalation_check: Duration,
 }
 
 impl Default for ServeConfig {
@@ -75,6 +81,8 @@ impl Default for ServeConfig {
             database_busy_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(5),
+            webhooks: WebhookSettings::default(),
+            escalation_check: Duration::from_secs(1),
         }
     }
 }
@@ -92,6 +100,16 @@ pub struct ConfigFile {
     pub shutdown_grace_ms: Option<u64>,
     #[serde(default)]
     pub limits: LimitsFile,
+    #[serde(default)]
+    pub webhooks: WebhooksFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksFile {
+    pub timeout_ms: Option<u64>,
+    pub first_retry_ms: Option<u64>,
+    pub max_retry_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +177,11 @@ impl ConfigFile {
         limits.idle_timeout = l.idle_timeout_ms.map_or(limits.idle_timeout, ms);
         limits.outbound_queue = l.outbound_queue.unwrap_or(limits.outbound_queue);
         limits.socket_buffer_bytes = l.socket_buffer_bytes.unwrap_or(limits.socket_buffer_bytes);
+        let w = self.webhooks;
+        let hooks = &mut config.webhooks;
+        hooks.timeout = w.timeout_ms.map_or(hooks.timeout, ms);
+        hooks.first_retry = w.first_retry_ms.map_or(hooks.first_retry, ms);
+        hooks.max_retry = w.max_retry_ms.map_or(hooks.max_retry, ms);
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod clock;
 pub mod config;
 pub mod conversation;
+pub mod desk;
 pub mod eval;
 pub mod faq;
 pub mod intents;
@@ -15,6 +16,7 @@ pub mod shop;
 pub mod store;
 pub mod telemetry;
 pub mod transport;
+pub mod webhook;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -61,10 +63,17 @@ pub async fn build(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<A
         .await?
         .with_context(|| format!("cannot open the database {}", config.database.display()))?;
     tracing::info!(shops = catalog.len(), database = %config.database.display(), "loaded");
-    Ok(Arc::new(App::new(
+    let app = Arc::new(App::new(
         catalog,
         Arc::new(store),
         clock,
         config.limits.clone(),
-    )))
+    ));
+    // Cases open before a stop or a crash are back in the queue (or with their agent).
+    let catalog = app.catalog.load_full();
+    app.desk
+        .restore(&catalog)
+        .await
+        .context("cannot load the open handoffs")?;
+    Ok(app)
 }

@@ -30,6 +30,9 @@ enum Command {
     /// List the questions buyers asked that nothing could answer, most frequent first, so
     /// operators know which FAQ entries or keywords to add next.
     Unmatched(UnmatchedArgs),
+    /// Print a new random agent token and the `token_sha256` line for `agents.toml`. Give the
+    /// token to the agent; only its hash goes in the file.
+    AgentToken,
 }
 
 #[derive(clap::Args)]
@@ -102,6 +105,17 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Eval(args) => run_eval(args),
         Command::Unmatched(args) => list_unmatched(args),
+        Command::AgentToken => {
+            let token = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            let hash = hex::encode(autoresponder::shop::staff::token_hash(&token));
+            println!("token (give it to the agent, keep it out of files): {token}");
+            println!("line for agents.toml:  token_sha256 = \"{hash}\"");
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

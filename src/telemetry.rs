@@ -5,7 +5,8 @@
 //! not mix their counts; `/metrics` renders it in the text format.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Installs the tracing subscriber; `RUST_LOG` overrides the default `info` filter.
@@ -34,6 +35,17 @@ pub struct Metrics {
     pub handoffs: IntCounterVec,
     /// Error frames sent, by code.
     pub errors: IntCounterVec,
+    /// Cases waiting for an agent, by shop.
+    pub queue_length: IntGaugeVec,
+    /// Seconds the oldest queued case has waited, by shop (set when scraped).
+    pub longest_wait: GaugeVec,
+    /// Agents at the desk (online or busy), by shop.
+    pub agents_online: IntGaugeVec,
+    /// From a handoff to its first agent message, by shop.
+    pub human_first_response: HistogramVec,
+    /// The shops' service figures over the last 24 hours (see `/api/stats`), by shop and
+    /// figure; refreshed when scraped.
+    pub kpi: GaugeVec,
 }
 
 impl Metrics {
@@ -81,6 +93,47 @@ impl Metrics {
             &["code"],
         )
         .expect("valid metric");
+        let queue_length = IntGaugeVec::new(
+            Opts::new("autoresponder_queue_length", "Cases waiting for an agent."),
+            &["shop"],
+        )
+        .expect("valid metric");
+        let longest_wait = GaugeVec::new(
+            Opts::new(
+                "autoresponder_queue_longest_wait_seconds",
+                "How long the oldest queued case has waited.",
+            ),
+            &["shop"],
+        )
+        .expect("valid metric");
+        let agents_online = IntGaugeVec::new(
+            Opts::new(
+                "autoresponder_agents_online",
+                "Agents at the desk (online or busy).",
+            ),
+            &["shop"],
+        )
+        .expect("valid metric");
+        let human_first_response = HistogramVec::new(
+            HistogramOpts::new(
+                "autoresponder_human_first_response_seconds",
+                "From a handoff to the first agent message.",
+            )
+            .buckets(vec![
+                5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+            ]),
+            &["shop"],
+        )
+        .expect("valid metric");
+        let kpi = GaugeVec::new(
+            Opts::new(
+                "autoresponder_kpi",
+                "Service figures over the last 24 hours: reply_ratio, handoff_rate, \
+                 bot_resolution_rate, bot/human first and average response seconds.",
+            ),
+            &["shop", "figure"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(buyer_messages.clone()),
@@ -88,6 +141,11 @@ impl Metrics {
             Box::new(reply_latency.clone()),
             Box::new(handoffs.clone()),
             Box::new(errors.clone()),
+            Box::new(queue_length.clone()),
+            Box::new(longest_wait.clone()),
+            Box::new(agents_online.clone()),
+            Box::new(human_first_response.clone()),
+            Box::new(kpi.clone()),
         ] {
             registry
                 .register(collector)
@@ -101,6 +159,11 @@ impl Metrics {
             reply_latency,
             handoffs,
             errors,
+            queue_length,
+            longest_wait,
+            agents_online,
+            human_first_response,
+            kpi,
         }
     }
 

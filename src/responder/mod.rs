@@ -11,6 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::conversation::ConversationState;
+pub use crate::desk::Staffing;
 use crate::faq::FaqRule;
 use crate::intents::HandoffPriority;
 use crate::shop::schedule::Duty;
@@ -183,12 +184,23 @@ pub fn welcome(shop: &Shop, state: &mut ConversationState, now: DateTime<Utc>) -
     })
 }
 
-/// Answers one buyer message.
+/// Answers one buyer message, with away and busy following the shop's hours and peaks only.
 pub fn respond(
     shop: &Shop,
     state: &mut ConversationState,
     text: &str,
     now: DateTime<Utc>,
+) -> Response {
+    respond_staffed(shop, state, text, now, Staffing::default())
+}
+
+/// Answers one buyer message; away and busy also follow the agents' presence and queue.
+pub fn respond_staffed(
+    shop: &Shop,
+    state: &mut ConversationState,
+    text: &str,
+    now: DateTime<Utc>,
+    staffing: Staffing,
 ) -> Response {
     let normalized = shop.canonical(text);
     let decision = decide(shop, &normalized);
@@ -196,10 +208,21 @@ pub fn respond(
     let mut replies = Vec::with_capacity(2);
 
     let duty = shop.schedule.duty_at(now);
-    let away = matches!(duty, Duty::Away { .. });
-    if let Duty::Away { back } = duty {
-        let period = back.map_or_else(|| "closed".to_string(), |b| b.to_rfc3339());
-        let handing_off = matches!(decision, Decision::Handoff(_));
+    let handing_off = matches!(decision, Decision::Handoff(_));
+    let away = matches!(duty, Duty::Away { .. }) || staffing.unstaffed;
+    if away {
+        // Out of hours the period ends when the shop opens; in hours with nobody at the desk
+        // the buyer is told once a day.
+        let (period, template) = match duty {
+            Duty::Away { back } => (
+                back.map_or_else(|| "closed".to_string(), |b| b.to_rfc3339()),
+                TemplateName::Away,
+            ),
+            Duty::OnDuty => (
+                format!("unstaffed@{}", vars.local_date()),
+                TemplateName::AwayUnstaffed,
+            ),
+        };
         if state.away_period.as_deref() != Some(period.as_str()) {
             state.away_period = Some(period);
             // A handoff while away gets its own notice that says the same and more.
@@ -207,11 +230,23 @@ pub fn respond(
                 replies.push(template_reply(
                     state,
                     shop,
-                    TemplateName::Away,
+                    template,
                     ReplyKind::Away,
                     &vars,
                 ));
             }
+        }
+    } else if staffing.overloaded && shop.schedule.peak_at(now).is_none() {
+        let period = format!("queue@{}", vars.local_date());
+        if state.busy_period.as_deref() != Some(period.as_str()) {
+            state.busy_period = Some(period);
+            replies.push(template_reply(
+                state,
+                shop,
+                TemplateName::BusyQueue,
+                ReplyKind::Busy,
+                &vars,
+            ));
         }
     } else if let Some(peak) = shop.schedule.peak_at(now) {
         let period = format!("{}@{}", peak.name, peak.start.to_rfc3339());

@@ -25,6 +25,11 @@ impl<'a> Vars<'a> {
         }
     }
 
+    /// The shop-local date, for once-a-day notices.
+    pub fn local_date(&self) -> chrono::NaiveDate {
+        self.local.date_naive()
+    }
+
     fn region(&self) -> Option<&'a Region> {
         self.shop.shipping.region_in(self.normalized)
     }

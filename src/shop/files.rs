@@ -123,6 +123,10 @@ pub struct TemplatesFile {
     pub handoff: Vec<Text>,
     pub handoff_away: Vec<Text>,
     pub goodbye: Vec<Text>,
+    /// In service hours, but no agent is online. Optional: a built-in text is used.
+    pub away_unstaffed: Option<Vec<Text>>,
+    /// The agents' queue is over the shop's limit. Optional: a built-in text is used.
+    pub busy_queue: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -10,6 +10,7 @@ use super::error::{LoadError, SourceFile, files_with_extensions, read_source};
 use super::files::{ComplaintsFile, FaqRuleFile, IntentsFile, ShopFile, SynonymsFile, Text};
 use super::schedule::{MinuteRange, Peak, Schedule};
 use super::shipping::{Region, Shipping};
+use super::staff::{STAFF_FILE, load_staff};
 use super::template::{Template, Variants};
 use super::{Action, Ladder, Shop, TemplateName, Templates};
 use crate::faq::{FaqEntry, FaqIndex, FaqRule, load_entries};
@@ -20,6 +21,11 @@ use crate::normalize::{Synonyms, canonical, normalize};
 const SHOP_FILE: &str = "shop.toml";
 const COMPLAINTS_FILE: &str = "complaints.toml";
 const SYNONYMS_FILE: &str = "synonyms.toml";
+/// Used when a shop with agents writes no `away_unstaffed` template of its own.
+const DEFAULT_AWAY_UNSTAFFED: &str =
+    "客服同事暂时不在座位上，您可以先把问题留下，我们回来后会按顺序第一时间回复您。";
+/// Used when a shop with agents writes no `busy_queue` template of its own.
+const DEFAULT_BUSY_QUEUE: &str = "现在咨询的朋友比较多，客服正在按顺序一一回复，感谢您的耐心等待！";
 
 /// Where a shop's FAQ comes from and where its index goes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,7 +51,11 @@ pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<Lo
     let mut intent_files = Vec::new();
     for path in files_with_extensions(folder, &["toml"]).map_err(|e| vec![e])? {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name == SHOP_FILE || name == COMPLAINTS_FILE || name == SYNONYMS_FILE {
+        if name == SHOP_FILE
+            || name == COMPLAINTS_FILE
+            || name == SYNONYMS_FILE
+            || name == STAFF_FILE
+        {
             continue;
         }
         match read_source(&path) {
@@ -71,6 +81,14 @@ pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<Lo
         Some(synonym_table(&src, file).map_err(|e| vec![e])?)
     } else {
         None
+    };
+
+    let staff = match load_staff(folder) {
+        Ok(staff) => Some(staff),
+        Err(mut e) => {
+            errors.append(&mut e);
+            None
+        }
     };
 
     let mut ctx = Context {
@@ -127,26 +145,30 @@ pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<Lo
             None
         }
     };
-    match (schedule, shipping, ladder, templates, intents) {
-        (Some(schedule), Some(shipping), Some(ladder), Some(templates), Some(intents))
-            if errors.is_empty() =>
-        {
-            Ok(Shop {
-                id: Arc::from(id),
-                name: shop_file.name,
-                agent: shop_file.agent,
-                schedule,
-                shipping,
-                free_shipping_threshold: shop_file.free_shipping.map(|f| f.threshold),
-                ladder,
-                templates,
-                intents,
-                actions,
-                complaints,
-                synonyms,
-                faq: faq_index,
-            })
-        }
+    match (schedule, shipping, ladder, templates, intents, staff) {
+        (
+            Some(schedule),
+            Some(shipping),
+            Some(ladder),
+            Some(templates),
+            Some(intents),
+            Some(staff),
+        ) if errors.is_empty() => Ok(Shop {
+            id: Arc::from(id),
+            name: shop_file.name,
+            agent: shop_file.agent,
+            schedule,
+            shipping,
+            free_shipping_threshold: shop_file.free_shipping.map(|f| f.threshold),
+            ladder,
+            templates,
+            intents,
+            actions,
+            complaints,
+            synonyms,
+            faq: faq_index,
+            staff,
+        }),
         _ => Err(errors),
     }
 }
@@ -490,6 +512,14 @@ impl Context<'_> {
         let handoff = self.variants(src, "templates.handoff", &t.handoff);
         let handoff_away = self.variants(src, "templates.handoff_away", &t.handoff_away);
         let goodbye = self.variants(src, "templates.goodbye", &t.goodbye);
+        let away_unstaffed = match &t.away_unstaffed {
+            Some(texts) => self.variants(src, "templates.away_unstaffed", texts),
+            None => Variants::new(vec![Template::parse(DEFAULT_AWAY_UNSTAFFED).ok()?]),
+        };
+        let busy_queue = match &t.busy_queue {
+            Some(texts) => self.variants(src, "templates.busy_queue", texts),
+            None => Variants::new(vec![Template::parse(DEFAULT_BUSY_QUEUE).ok()?]),
+        };
         Some(Templates {
             welcome: welcome?,
             away: away?,
@@ -498,6 +528,8 @@ impl Context<'_> {
             handoff: handoff?,
             handoff_away: handoff_away?,
             goodbye: goodbye?,
+            away_unstaffed: away_unstaffed?,
+            busy_queue: busy_queue?,
         })
     }
 

@@ -10,6 +10,7 @@ mod files;
 mod load;
 pub mod schedule;
 pub mod shipping;
+pub mod staff;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,8 @@ pub enum TemplateName {
     Handoff,
     HandoffAway,
     Goodbye,
+    AwayUnstaffed,
+    BusyQueue,
 }
 
 impl TemplateName {
@@ -49,6 +52,8 @@ impl TemplateName {
             TemplateName::Handoff => "handoff",
             TemplateName::HandoffAway => "handoff_away",
             TemplateName::Goodbye => "goodbye",
+            TemplateName::AwayUnstaffed => "away_unstaffed",
+            TemplateName::BusyQueue => "busy_queue",
         }
     }
 
@@ -61,6 +66,8 @@ impl TemplateName {
             TemplateName::Handoff,
             TemplateName::HandoffAway,
             TemplateName::Goodbye,
+            TemplateName::AwayUnstaffed,
+            TemplateName::BusyQueue,
         ]
         .into_iter()
         .find(|t| t.name() == text)
@@ -76,6 +83,8 @@ pub struct Templates {
     pub handoff: Variants,
     pub handoff_away: Variants,
     pub goodbye: Variants,
+    pub away_unstaffed: Variants,
+    pub busy_queue: Variants,
 }
 
 impl Templates {
@@ -88,6 +97,8 @@ impl Templates {
             TemplateName::Handoff => &self.handoff,
             TemplateName::HandoffAway => &self.handoff_away,
             TemplateName::Goodbye => &self.goodbye,
+            TemplateName::AwayUnstaffed => &self.away_unstaffed,
+            TemplateName::BusyQueue => &self.busy_queue,
         }
     }
 }
@@ -127,6 +138,8 @@ pub struct Shop {
     pub complaints: Option<ComplaintLexicon>,
     pub synonyms: Option<Synonyms>,
     pub faq: Option<FaqIndex>,
+    /// The shop's agents and the rules of its human queue.
+    pub staff: staff::Staff,
 }
 
 impl Shop {

@@ -82,6 +82,18 @@ pub struct NewHandoff {
     pub priority: HandoffPriority,
 }
 
+/// A webhook event to deliver, written to the outbox in the same transaction as what caused
+/// it, so it is delivered (at least once) even if the service dies right after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    /// Unique per event and receiver; sent as the idempotency key.
+    pub id: String,
+    pub shop: String,
+    pub url: String,
+    pub event: String,
+    pub body: String,
+}
+
 /// One step of a conversation, written atomically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exchange {
@@ -95,6 +107,7 @@ pub struct Exchange {
     pub handoff: Option<NewHandoff>,
     /// The canonical text of a question nothing answered, counted for the operators.
     pub unmatched: Option<String>,
+    pub events: Vec<OutboxEvent>,
     pub at: DateTime<Utc>,
 }
 
@@ -106,6 +119,33 @@ pub struct Unmatched {
     pub last_seen: DateTime<Utc>,
 }
 
+/// Where a handoff is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffStatus {
+    Queued,
+    Claimed,
+    Resolved,
+}
+
+impl HandoffStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandoffStatus::Queued => "queued",
+            HandoffStatus::Claimed => "claimed",
+            HandoffStatus::Resolved => "resolved",
+        }
+    }
+
+    fn parse(text: &str) -> Option<HandoffStatus> {
+        match text {
+            "queued" => Some(HandoffStatus::Queued),
+            "claimed" => Some(HandoffStatus::Claimed),
+            "resolved" => Some(HandoffStatus::Resolved),
+            _ => None,
+        }
+    }
+}
+
 /// A handoff as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handoff {
@@ -115,18 +155,118 @@ pub struct Handoff {
     pub buyer: String,
     pub intent: String,
     pub priority: HandoffPriority,
-    pub status: String,
+    pub status: HandoffStatus,
     pub created_at: DateTime<Utc>,
+    /// The agent id holding it, while claimed.
+    pub claimed_by: Option<String>,
+    pub escalated: bool,
+    /// It went back to the queue at least once because its agent left.
+    pub requeued: bool,
 }
 
 /// One line of a conversation's transcript.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TranscriptLine {
+    pub seq: i64,
     pub from: Sender,
     pub kind: Option<String>,
     pub intent: Option<String>,
+    /// The agent's display name, for agent messages.
+    pub agent: Option<String>,
     pub text: String,
     pub at: DateTime<Utc>,
+}
+
+/// A human agent's message to a buyer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentMessage {
+    pub conversation: String,
+    pub agent_id: String,
+    pub agent_name: String,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
+/// An agent message not yet delivered to the buyer's widget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMessage {
+    pub seq: i64,
+    pub agent_name: String,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A note an agent wrote about a buyer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub shop: String,
+    pub buyer: String,
+    pub agent: String,
+    pub text: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What the shop knows about a buyer from earlier.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuyerProfile {
+    pub previous_handoffs: Vec<Handoff>,
+    pub notes: Vec<Note>,
+}
+
+/// The result of trying to claim a handoff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    Claimed(Handoff),
+    /// Someone else holds it (or it was resolved).
+    Conflict {
+        by: Option<String>,
+    },
+    NotFound,
+}
+
+/// The result of trying to resolve a handoff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveOutcome {
+    Resolved(Handoff),
+    /// Claimed by another agent.
+    Conflict {
+        by: Option<String>,
+    },
+    NotFound,
+}
+
+/// An outbox row due for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub id: String,
+    pub shop: String,
+    pub url: String,
+    pub event: String,
+    pub body: String,
+    pub attempts: u32,
+}
+
+/// A shop's service figures, computed from the stored messages since a given time.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ShopStats {
+    pub conversations: u64,
+    pub buyer_messages: u64,
+    pub bot_replies: u64,
+    pub agent_replies: u64,
+    /// (bot + agent replies) ÷ buyer messages: 问答比.
+    pub reply_ratio: f64,
+    pub handoffs: u64,
+    /// Conversations with a handoff ÷ conversations with a buyer message.
+    pub handoff_rate: f64,
+    /// Conversations that ended without a handoff ÷ conversations with a buyer message.
+    pub bot_resolution_rate: f64,
+    /// Seconds from a buyer's first message to the bot's first reply, averaged.
+    pub bot_first_response_seconds: f64,
+    pub bot_average_response_seconds: f64,
+    /// Seconds from a handoff to the first agent message, averaged over answered handoffs.
+    pub human_first_response_seconds: Option<f64>,
+    /// Seconds from a buyer message waiting for a human to the agent's next message.
+    pub human_average_response_seconds: Option<f64>,
 }
 
 #[async_trait]
@@ -144,6 +284,82 @@ pub trait Store: Send + Sync + 'static {
 
     /// Handoffs of one shop (or all shops), oldest first.
     async fn handoffs(&self, shop: Option<&str>) -> Result<Vec<Handoff>, StoreError>;
+
+    /// Handoffs still queued or claimed, of one shop or all.
+    async fn open_handoffs(&self, shop: Option<&str>) -> Result<Vec<Handoff>, StoreError>;
+
+    /// Claims a queued handoff for `agent`; of two racing agents exactly one wins. `events`
+    /// are written with the claim.
+    async fn claim(
+        &self,
+        handoff: &str,
+        agent: &str,
+        now: DateTime<Utc>,
+        events: Vec<OutboxEvent>,
+    ) -> Result<ClaimOutcome, StoreError>;
+
+    /// Resolves a handoff held by `agent` (or still queued) and gives the conversation back to
+    /// the bot.
+    async fn resolve(
+        &self,
+        handoff: &str,
+        agent: &str,
+        now: DateTime<Utc>,
+        events: Vec<OutboxEvent>,
+    ) -> Result<ResolveOutcome, StoreError>;
+
+    /// Returns every handoff `agent` of `shop` holds to the queue; the ones moved.
+    async fn requeue(&self, shop: &str, agent: &str) -> Result<Vec<Handoff>, StoreError>;
+
+    /// Marks a queued handoff as escalated; false when it is no longer queued.
+    async fn escalate(
+        &self,
+        handoff: &str,
+        now: DateTime<Utc>,
+        events: Vec<OutboxEvent>,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores an agent's message, undelivered; returns its sequence number.
+    async fn agent_message(&self, message: AgentMessage) -> Result<i64, StoreError>;
+
+    /// Agent messages of a conversation not yet delivered, oldest first.
+    async fn pending_messages(&self, conversation: &str)
+    -> Result<Vec<PendingMessage>, StoreError>;
+
+    /// Marks agent messages as handed to the buyer's connection.
+    async fn mark_delivered(&self, seqs: Vec<i64>) -> Result<(), StoreError>;
+
+    async fn add_note(&self, note: Note) -> Result<(), StoreError>;
+
+    /// Earlier handoffs (other than `except`) and notes of a buyer at a shop.
+    async fn buyer_profile(
+        &self,
+        shop: &str,
+        buyer: &str,
+        except: &str,
+    ) -> Result<BuyerProfile, StoreError>;
+
+    /// Undelivered webhook events whose next attempt is due, oldest first.
+    async fn outbox_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
+
+    /// When the next undelivered event is due, if any.
+    async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    async fn outbox_delivered(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    async fn outbox_failed(
+        &self,
+        id: &str,
+        next_attempt: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The shop's figures over messages since `since`.
+    async fn stats(&self, shop: &str, since: DateTime<Utc>) -> Result<ShopStats, StoreError>;
 
     /// Every message of a conversation, in order.
     async fn transcript(&self, conversation: &str) -> Result<Vec<TranscriptLine>, StoreError>;

@@ -24,9 +24,11 @@ use super::App;
 use super::rate::RateLimiter;
 use super::wire::{BuyerFrame, ErrorCode, ServerFrame, parse_buyer_frame};
 use crate::conversation::ConversationState;
-use crate::responder::{self, Reply};
+use crate::desk::{BuyerPush, QueueNotice, Standing};
+use crate::responder::{self, Reply, ReplyKind};
 use crate::shop::Shop;
-use crate::store::{Conversation, Exchange, NewHandoff, OutgoingMessage};
+use crate::store::{Conversation, Exchange, Handoff, HandoffStatus, NewHandoff, OutgoingMessage};
+use crate::webhook;
 
 /// Longest buyer id accepted; ids come from the shop's own systems and are short.
 const MAX_BUYER_ID: usize = 128;
@@ -94,9 +96,12 @@ async fn session(app: Arc<App>, shop_id: String, buyer: String, socket: WebSocke
         shop_id,
         outbound,
         conversation: None,
+        delivered_up_to: 0,
     };
-    if connection.open(&buyer).await.is_ok() {
-        connection.read_loop(&mut stream).await;
+    if let Ok(mut pushes) = connection.open(&buyer).await {
+        connection.read_loop(&mut stream, &mut pushes.1).await;
+        let conversation = connection.conversation.as_ref().expect("opened");
+        app.desk.detach_buyer(&conversation.id, pushes.0);
     }
     drop(connection);
     // The writer ends once the queue is drained (the close frame included).
@@ -135,7 +140,12 @@ struct Connection {
     shop_id: String,
     outbound: mpsc::Sender<Message>,
     conversation: Option<Conversation>,
+    /// The highest agent message sent to this connection, so a repeat push is dropped.
+    delivered_up_to: i64,
 }
+
+/// This connection's registration with the desk: its id and the pushes it receives.
+type Pushes = (u64, mpsc::Receiver<BuyerPush>);
 
 impl Connection {
     /// The current rules of this connection's shop; a reload is picked up on the next message.
@@ -143,7 +153,10 @@ impl Connection {
         self.app.catalog.load().get(&self.shop_id).cloned()
     }
 
-    async fn open(&mut self, buyer: &str) -> Result<(), Closed> {
+    /// Opens the conversation, registers with the desk, welcomes the buyer and sends what
+    /// waited for them: agent replies written while they were away, and their place in the
+    /// queue.
+    async fn open(&mut self, buyer: &str) -> Result<Pushes, Closed> {
         let now = self.app.clock.now();
         let conversation = match self
             .app
@@ -163,7 +176,18 @@ impl Connection {
                 return Err(Closed);
             }
         };
+        // Registered before anything is read, so no push between now and then is missed.
+        let pushes = self.app.desk.attach_buyer(&conversation.id);
         self.conversation = Some(conversation);
+        let opened = self.welcome_back(now).await;
+        if opened.is_err() {
+            let conversation = self.conversation.as_ref().expect("opened");
+            self.app.desk.detach_buyer(&conversation.id, pushes.0);
+        }
+        opened.map(|()| pushes)
+    }
+
+    async fn welcome_back(&mut self, now: chrono::DateTime<chrono::Utc>) -> Result<(), Closed> {
         let Some(shop) = self.shop() else {
             return Err(Closed);
         };
@@ -176,10 +200,157 @@ impl Connection {
             };
             self.commit_and_send(&shop, state, outcome, now).await?;
         }
+        let conversation_id = self.conversation.as_ref().expect("opened").id.clone();
+        match self.app.store.pending_messages(&conversation_id).await {
+            Ok(pending) => {
+                for message in pending {
+                    self.deliver_agent_message(
+                        message.seq,
+                        &message.agent_name,
+                        &message.text,
+                        message.at,
+                    )
+                    .await?;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot load agent replies for a buyer"),
+        }
+        if let Some((_, standing)) = self.app.desk.standing(&shop, &conversation_id) {
+            self.send_standing(&shop, standing, None).await?;
+        }
         Ok(())
     }
 
-    async fn read_loop(&mut self, stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    /// Sends an agent's stored message once, and records that the buyer's widget has it.
+    async fn deliver_agent_message(
+        &mut self,
+        seq: i64,
+        agent_name: &str,
+        text: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Closed> {
+        if seq <= self.delivered_up_to {
+            return Ok(());
+        }
+        self.delivered_up_to = seq;
+        let conversation = self.conversation.as_ref().expect("opened").id.clone();
+        let at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let frame = ServerFrame::AgentReply {
+            kind: ReplyKind::Agent.as_str(),
+            agent: agent_name,
+            text,
+            conversation: &conversation,
+            at: &at,
+            id: seq,
+        };
+        self.queue(Message::text(frame.to_json())).await?;
+        self.app
+            .metrics
+            .replies
+            .with_label_values(&[&self.shop_id, ReplyKind::Agent.as_str(), ""])
+            .inc();
+        // At least once: if this is lost, the buyer gets the message again on reconnect.
+        if let Err(e) = self.app.store.mark_delivered(vec![seq]).await {
+            tracing::warn!(error = %e, "cannot mark an agent reply as delivered");
+        }
+        Ok(())
+    }
+
+    /// Tells the buyer where their case stands with the humans.
+    async fn send_standing(
+        &self,
+        shop: &Shop,
+        standing: Standing,
+        in_reply_to: Option<&Value>,
+    ) -> Result<(), Closed> {
+        match standing {
+            Standing::Queued { ahead } => {
+                let notice = self.app.desk.notice(shop, ahead);
+                self.send_queue_notice(notice, in_reply_to).await
+            }
+            Standing::Claimed { agent } => {
+                let name = shop
+                    .staff
+                    .agent(&agent)
+                    .map_or(agent.as_str(), |a| a.name.as_str());
+                self.send_claimed(name, in_reply_to).await
+            }
+        }
+    }
+
+    async fn send_queue_notice(
+        &self,
+        notice: QueueNotice,
+        in_reply_to: Option<&Value>,
+    ) -> Result<(), Closed> {
+        let text = queue_text(notice);
+        self.send_queue_frame("queued", Some(notice), None, Some(&text), in_reply_to)
+            .await
+    }
+
+    async fn send_claimed(&self, agent: &str, in_reply_to: Option<&Value>) -> Result<(), Closed> {
+        let text = format!("客服{agent}已为您接入，请问有什么可以帮您？");
+        self.send_queue_frame("claimed", None, Some(agent), Some(&text), in_reply_to)
+            .await
+    }
+
+    async fn send_queue_frame(
+        &self,
+        status: &str,
+        notice: Option<QueueNotice>,
+        agent: Option<&str>,
+        text: Option<&str>,
+        in_reply_to: Option<&Value>,
+    ) -> Result<(), Closed> {
+        let conversation = &self.conversation.as_ref().expect("opened").id;
+        let at = self
+            .app
+            .clock
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let frame = ServerFrame::Queue {
+            status,
+            ahead: notice.map(|n| n.ahead),
+            wait_seconds: notice.and_then(|n| n.wait_seconds),
+            agent,
+            text,
+            in_reply_to,
+            conversation,
+            at: &at,
+        };
+        self.queue(Message::text(frame.to_json())).await
+    }
+
+    /// Something happened outside this conversation's loop: an agent wrote, the queue moved.
+    async fn on_push(&mut self, push: BuyerPush) -> Result<(), Closed> {
+        match push {
+            BuyerPush::AgentMessage {
+                seq,
+                agent_name,
+                text,
+                at,
+            } => {
+                self.deliver_agent_message(seq, &agent_name, &text, at)
+                    .await
+            }
+            BuyerPush::Queued(notice) => self.send_queue_notice(notice, None).await,
+            BuyerPush::Claimed { agent_name } => self.send_claimed(&agent_name, None).await,
+            BuyerPush::Resolved { handoff } => {
+                let conversation = self.conversation.as_mut().expect("opened");
+                if conversation.state.open_handoff.as_deref() == Some(handoff.as_str()) {
+                    conversation.state.open_handoff = None;
+                }
+                self.send_queue_frame("resolved", None, None, None, None)
+                    .await
+            }
+        }
+    }
+
+    async fn read_loop(
+        &mut self,
+        stream: &mut futures_util::stream::SplitStream<WebSocket>,
+        pushes: &mut mpsc::Receiver<BuyerPush>,
+    ) {
         let limits = self.app.limits.clone();
         let mut limiter = RateLimiter::new(limits.messages_per_second, limits.message_burst);
         let mut ping = tokio::time::interval(limits.ping_interval);
@@ -199,6 +370,13 @@ impl Connection {
                         return;
                     }
                     if self.queue(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                push = pushes.recv() => {
+                    let Some(push) = push else { return };
+                    if self.on_push(push).await.is_err() {
                         return;
                     }
                     continue;
@@ -280,28 +458,84 @@ impl Connection {
         let now = self.app.clock.now();
         let conversation = self.conversation.as_ref().expect("opened before reading");
         let mut state = conversation.state.clone();
-        let response = responder::respond(&shop, &mut state, &text, now);
-        let handoff = response.handoff.map(|h| {
-            let id = uuid::Uuid::now_v7().to_string();
-            state.open_handoff = Some(id.clone());
-            NewHandoff {
-                id,
-                intent: h.intent.to_string(),
-                priority: h.priority,
-            }
-        });
-        let outcome = Outcome {
-            buyer_message: Some((text, id)),
-            replies: response.replies,
-            handoff,
-            unmatched: response.unmatched,
+        let result = if state.open_handoff.is_some()
+            && self.app.desk.standing(&shop, &conversation.id).is_some()
+        {
+            self.with_the_humans(&shop, state, text, id, now).await
+        } else {
+            // A handoff the desk no longer knows is over (resolved meanwhile).
+            state.open_handoff = None;
+            let staffing = self.app.desk.staffing(&shop);
+            let response = responder::respond_staffed(&shop, &mut state, &text, now, staffing);
+            let handoff = response.handoff.map(|h| {
+                let id = uuid::Uuid::now_v7().to_string();
+                state.open_handoff = Some(id.clone());
+                NewHandoff {
+                    id,
+                    intent: h.intent.to_string(),
+                    priority: h.priority,
+                }
+            });
+            let outcome = Outcome {
+                buyer_message: Some((text, id)),
+                replies: response.replies,
+                handoff,
+                unmatched: response.unmatched,
+            };
+            self.commit_and_send(&shop, state, outcome, now).await
         };
-        let result = self.commit_and_send(&shop, state, outcome, now).await;
         self.app
             .metrics
             .reply_latency
             .observe(started.elapsed().as_secs_f64());
         result
+    }
+
+    /// The conversation is with the humans: the bot stays silent. The message is stored, the
+    /// agent holding the case sees it (every agent, while it is queued), and a queued buyer
+    /// is told their place.
+    async fn with_the_humans(
+        &mut self,
+        shop: &Shop,
+        state: ConversationState,
+        text: String,
+        id: Option<Value>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), Closed> {
+        let conversation = self.conversation.as_ref().expect("opened");
+        let exchange = Exchange {
+            conversation: conversation.id.clone(),
+            shop: self.shop_id.clone(),
+            buyer: conversation.buyer.clone(),
+            buyer_message: Some((text.clone(), id.as_ref().map(client_id))),
+            replies: Vec::new(),
+            state,
+            handoff: None,
+            unmatched: None,
+            events: Vec::new(),
+            at: now,
+        };
+        if let Err(e) = self.app.store.record(exchange).await {
+            tracing::error!(error = %e, "cannot store a message");
+            return self
+                .send_error(
+                    ErrorCode::Unavailable,
+                    "your message could not be saved; please send it again",
+                )
+                .await;
+        }
+        let conversation_id = self.conversation.as_ref().expect("opened").id.clone();
+        match self
+            .app
+            .desk
+            .buyer_wrote(shop, &conversation_id, &text, now)
+        {
+            Some((_, Standing::Queued { ahead })) => {
+                let notice = self.app.desk.notice(shop, ahead);
+                self.send_queue_notice(notice, id.as_ref()).await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Stores the exchange, then queues its replies; if storing fails the buyer is told to
@@ -322,6 +556,27 @@ impl Connection {
         let conversation = self.conversation.as_ref().expect("opened");
         let in_reply_to = buyer_message.as_ref().and_then(|(_, id)| id.clone());
         let handoff_intent = handoff.as_ref().map(|h| (h.intent.clone(), h.priority));
+        let new_handoff = handoff.as_ref().map(|h| Handoff {
+            id: h.id.clone(),
+            shop: self.shop_id.clone(),
+            conversation: conversation.id.clone(),
+            buyer: conversation.buyer.clone(),
+            intent: h.intent.clone(),
+            priority: h.priority,
+            status: HandoffStatus::Queued,
+            created_at: now,
+            claimed_by: None,
+            escalated: false,
+            requeued: false,
+        });
+        let events = new_handoff.as_ref().map_or_else(Vec::new, |h| {
+            webhook::events_for(shop, "handoff.created", now, |body| {
+                body["handoff"] = webhook::handoff_json(h);
+                if let Some((text, _)) = &buyer_message {
+                    body["handoff"]["message"] = serde_json::json!(text);
+                }
+            })
+        });
         let exchange = Exchange {
             conversation: conversation.id.clone(),
             shop: self.shop_id.clone(),
@@ -338,6 +593,7 @@ impl Connection {
             state: state.clone(),
             handoff,
             unmatched,
+            events,
             at: now,
         };
         if let Err(e) = self.app.store.record(exchange).await {
@@ -378,6 +634,12 @@ impl Connection {
             };
             self.queue(Message::text(frame.to_json())).await?;
         }
+        if let Some(handoff) = new_handoff {
+            // The buyer was told; now the agents hear, and the buyer learns their place.
+            self.app.desk.outbox.notify_one();
+            let notice = self.app.desk.handoff_created(shop, handoff).await;
+            self.send_queue_notice(notice, in_reply_to.as_ref()).await?;
+        }
         Ok(())
     }
 
@@ -417,5 +679,20 @@ fn client_id(id: &Value) -> String {
     match id {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// What a queued buyer reads about their wait.
+fn queue_text(notice: QueueNotice) -> String {
+    let place = match notice.ahead {
+        0 => "您已排在第一位".to_string(),
+        n => format!("前面还有 {n} 位"),
+    };
+    match notice.wait_seconds {
+        Some(seconds) => {
+            let minutes = seconds.div_ceil(60).max(1);
+            format!("{place}，预计等待约 {minutes} 分钟，客服会按顺序为您服务，感谢您的耐心。")
+        }
+        None => format!("{place}，客服上线后会按顺序第一时间为您处理。"),
     }
 }

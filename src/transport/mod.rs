@@ -3,8 +3,11 @@
 //! Only this module knows axum, websockets and JSON frames; it turns frames into calls to the
 //! responder and the store, and their results back into frames.
 
+mod agent;
+mod auth;
 mod buyer;
 mod http;
+mod pages;
 mod rate;
 pub mod wire;
 
@@ -21,9 +24,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::SharedClock;
 use crate::config::{Limits, ServeConfig};
+use crate::desk::Desk;
 use crate::shop::Catalog;
 use crate::store::Store;
 use crate::telemetry::Metrics;
+use crate::webhook::Dispatcher;
 
 /// What every connection shares. Nothing here is locked on the message path: the catalogue
 /// is swapped atomically, the store is a queue, metrics are atomics.
@@ -32,6 +37,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub clock: SharedClock,
     pub metrics: Metrics,
+    /// The human side: queue, agents, links to buyers.
+    pub desk: Arc<Desk>,
     pub limits: Limits,
     /// Cancelled when the service shuts down; connections close themselves on it.
     pub shutdown: CancellationToken,
@@ -42,11 +49,13 @@ pub struct App {
 
 impl App {
     pub fn new(catalog: Catalog, store: Arc<dyn Store>, clock: SharedClock, limits: Limits) -> App {
+        let metrics = Metrics::new();
         App {
             catalog: ArcSwap::from_pointee(catalog),
+            desk: Desk::new(store.clone(), clock.clone(), metrics.clone()),
             store,
             clock,
-            metrics: Metrics::new(),
+            metrics,
             limits,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
@@ -62,8 +71,15 @@ impl App {
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/ws/buyer", get(buyer::upgrade))
+        .route("/ws/agent", get(agent::upgrade))
         .route("/healthz", get(http::healthz))
         .route("/metrics", get(http::metrics))
+        .route("/api/stats", get(http::stats))
+        .route("/", get(pages::shop))
+        .route("/agent", get(pages::agent))
+        .route("/widget.js", get(pages::widget))
+        .route("/agent.js", get(pages::agent_js))
+        .route("/agent.css", get(pages::agent_css))
         .with_state(app)
 }
 
@@ -80,6 +96,18 @@ pub async fn serve(
         shutdown.await;
         token.cancel();
     });
+    app.tracker.spawn(
+        Dispatcher {
+            store: app.store.clone(),
+            wake: app.desk.outbox.clone(),
+            settings: config.webhooks.clone(),
+            secret_of: webhook_secrets(app.clone()),
+            shutdown: app.shutdown.clone(),
+        }
+        .run(),
+    );
+    app.tracker
+        .spawn(escalations(app.clone(), config.escalation_check));
     let stopping = app.shutdown.clone();
     let served = axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown(async move { stopping.cancelled().await })
@@ -93,4 +121,31 @@ pub async fn serve(
     }
     app.store.close().await;
     served
+}
+
+/// The current secret of a shop's webhook, looked up at delivery time.
+fn webhook_secrets(app: Arc<App>) -> crate::webhook::SecretOf {
+    Arc::new(move |shop: &str, url: &str| {
+        let catalog = app.catalog.load();
+        let shop = catalog.get(shop)?;
+        shop.staff
+            .webhooks
+            .iter()
+            .find(|h| h.url == url)
+            .and_then(|h| h.secret.clone())
+    })
+}
+
+/// Re-announces high-priority cases that waited too long, until shutdown.
+async fn escalations(app: Arc<App>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = app.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let catalog = app.catalog.load_full();
+        app.desk.escalate_due(&catalog).await;
+    }
 }

@@ -11,6 +11,10 @@ pub enum ErrorCode {
     TooLarge,
     RateLimited,
     Unavailable,
+    /// Agents only: the case is held by another agent.
+    Conflict,
+    /// Agents only: no such case or conversation, or not yours.
+    NotFound,
 }
 
 impl ErrorCode {
@@ -20,6 +24,8 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::NotFound => "not_found",
         }
     }
 }
@@ -83,6 +89,83 @@ pub fn parse_buyer_frame(text: &str, max_text_chars: usize) -> Result<BuyerFrame
     }
 }
 
+/// A valid agent frame.
+#[derive(Debug, PartialEq)]
+pub enum AgentFrame {
+    Presence {
+        status: String,
+    },
+    Claim {
+        handoff: String,
+    },
+    Reply {
+        conversation: String,
+        text: String,
+        id: Option<Value>,
+    },
+    Resolve {
+        handoff: String,
+    },
+    Note {
+        conversation: String,
+        text: String,
+    },
+}
+
+pub fn parse_agent_frame(text: &str, max_text_chars: usize) -> Result<AgentFrame, FrameError> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| FrameError::bad_request(format!("a frame must be one JSON object: {e}")))?;
+    let field = |name: &str| -> Result<String, FrameError> {
+        value
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                FrameError::bad_request(format!(
+                    "a `{}` frame needs `{name}` as a string",
+                    value["type"].as_str().unwrap_or("")
+                ))
+            })
+    };
+    let checked_text = || -> Result<String, FrameError> {
+        let text = field("text")?;
+        if text.trim().is_empty() {
+            return Err(FrameError::bad_request("`text` is empty"));
+        }
+        if text.chars().count() > max_text_chars {
+            return Err(FrameError {
+                code: ErrorCode::TooLarge,
+                message: format!("a message may be at most {max_text_chars} characters"),
+            });
+        }
+        Ok(text)
+    };
+    match value.get("type").and_then(Value::as_str) {
+        None => Err(FrameError::bad_request("the frame has no `type`")),
+        Some("presence") => Ok(AgentFrame::Presence {
+            status: field("status")?,
+        }),
+        Some("claim") => Ok(AgentFrame::Claim {
+            handoff: field("handoff")?,
+        }),
+        Some("reply") => Ok(AgentFrame::Reply {
+            conversation: field("conversation")?,
+            text: checked_text()?,
+            id: value.get("id").cloned(),
+        }),
+        Some("resolve") => Ok(AgentFrame::Resolve {
+            handoff: field("handoff")?,
+        }),
+        Some("note") => Ok(AgentFrame::Note {
+            conversation: field("conversation")?,
+            text: checked_text()?,
+        }),
+        Some(other) => Err(FrameError::bad_request(format!(
+            "unknown frame type `{other}`; agents send presence, claim, reply, resolve or note"
+        ))),
+    }
+}
+
 /// Frames the server sends.
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -96,6 +179,41 @@ pub enum ServerFrame<'a> {
         in_reply_to: Option<&'a Value>,
         conversation: &'a str,
         at: &'a str,
+    },
+    /// A human agent's message (`reply` of kind `agent`).
+    #[serde(rename = "reply")]
+    AgentReply {
+        kind: &'a str,
+        agent: &'a str,
+        text: &'a str,
+        conversation: &'a str,
+        at: &'a str,
+        /// The message's sequence number, for dropping a repeat after a reconnect.
+        id: i64,
+    },
+    /// Where the buyer's case stands with the humans.
+    Queue {
+        status: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ahead: Option<usize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wait_seconds: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        in_reply_to: Option<&'a Value>,
+        conversation: &'a str,
+        at: &'a str,
+    },
+    /// The agent's `reply` is stored (and delivered if the buyer is online).
+    Sent {
+        conversation: &'a str,
+        text: &'a str,
+        at: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'a Value>,
     },
     Error {
         code: ErrorCode,
@@ -125,6 +243,30 @@ mod tests {
                 text: "在吗".into(),
                 id: Some(Value::from("c-1"))
             })
+        );
+    }
+
+    #[test]
+    fn agent_frames_parse_and_name_what_is_missing() {
+        assert_eq!(
+            parse_agent_frame(r#"{"type":"claim","handoff":"h1"}"#, 10),
+            Ok(AgentFrame::Claim {
+                handoff: "h1".into()
+            })
+        );
+        let error = parse_agent_frame(r#"{"type":"reply","text":"好的"}"#, 10).unwrap_err();
+        assert!(error.message.contains("`conversation`"), "{error:?}");
+        let error = parse_agent_frame(
+            r#"{"type":"reply","conversation":"c","text":"一二三四五六七八九十一"}"#,
+            10,
+        )
+        .unwrap_err();
+        assert_eq!(error.code, ErrorCode::TooLarge);
+        assert_eq!(
+            parse_agent_frame(r#"{"type":"message","text":"x"}"#, 10)
+                .unwrap_err()
+                .code,
+            ErrorCode::BadRequest
         );
     }
 

@@ -193,17 +193,28 @@ async fn handoffs_are_stored_before_the_buyer_is_told_and_not_duplicated() {
     // The reply came after the commit, so the row is there now.
     let stored: Vec<String> = app.query("SELECT intent FROM handoffs");
     assert_eq!(stored, [intent]);
+    // Then the buyer learns their place in the queue.
+    let place = buyer.frame().await;
+    assert_eq!(
+        (&place["type"], &place["status"], &place["in_reply_to"]),
+        (&"queue".into(), &"queued".into(), &"1".into())
+    );
+    assert_eq!(place["ahead"], 0);
 
-    // "转人工" outranks everything; the conversation already waits for a human, so no
-    // second case is queued.
-    let replies = buyer.ask("不行，转人工", "2", "handoff").await;
-    assert_eq!(replies[0]["intent"], "human");
+    // The conversation now waits for a human: the bot stays silent, no second case is
+    // queued, and the buyer is only reminded of their place.
+    buyer.say("不行，转人工", "2").await;
+    let place = buyer.frame().await;
+    assert_eq!(
+        (&place["type"], &place["in_reply_to"]),
+        (&"queue".into(), &"2".into())
+    );
     let count: Vec<i64> = app.query("SELECT COUNT(*) FROM handoffs");
     assert_eq!(count, [1]);
 
     // Every message in and out is in the transcript, in order.
     let senders: Vec<String> = app.query("SELECT sender FROM messages ORDER BY seq");
-    assert_eq!(senders, ["bot", "buyer", "bot", "buyer", "bot"]);
+    assert_eq!(senders, ["bot", "buyer", "bot", "buyer"]);
     app.shutdown().await;
 }
 
@@ -273,6 +284,7 @@ async fn shutdown_sends_close_frames_and_keeps_what_was_acknowledged() {
     let app = TestApp::start().await;
     let mut buyer = app.buyer("ken").await.welcomed().await;
     buyer.ask("我要换货", "1", "handoff").await;
+    assert_eq!(buyer.frame().await["type"], "queue");
     let database = app.database.clone();
     let address = app.address;
     let (stop_done, shutdown) = tokio::join!(

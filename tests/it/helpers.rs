@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use autoresponder::clock::ManualClock;
 use autoresponder::config::{Limits, ServeConfig};
+use autoresponder::webhook::WebhookSettings;
 use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -38,23 +39,122 @@ pub struct TestApp {
     dir: Option<tempfile::TempDir>,
 }
 
+/// The test shop's agents: each one's token is `token-<id>`.
+pub const TEST_AGENTS: &str = r#"
+queue_per_agent = 2
+grace_seconds = 0.3
+escalate_after_seconds = 60
+handle_minutes = 3
+
+[[agent]]
+id = "mei"
+name = "小美"
+token_sha256 = "HASH-mei"
+
+[[agent]]
+id = "lan"
+name = "小兰"
+token_sha256 = "HASH-lan"
+"#;
+
+/// How a test service is set up.
+pub struct Setup {
+    pub limits: Limits,
+    /// The `agents.toml` of the test shop; `None` for a shop without agents, whose away and
+    /// busy notices follow its hours alone (as before agents existed).
+    pub agents: Option<String>,
+    pub webhooks: WebhookSettings,
+    pub escalation_check: Duration,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            limits: Limits::default(),
+            agents: None,
+            webhooks: WebhookSettings {
+                timeout: Duration::from_secs(2),
+                first_retry: Duration::from_millis(50),
+                max_retry: Duration::from_millis(400),
+            },
+            escalation_check: Duration::from_millis(20),
+        }
+    }
+}
+
+impl Setup {
+    /// The test shop with the agents of [`TEST_AGENTS`] (plus `extra` lines, e.g. webhooks).
+    pub fn staffed(extra: &str) -> Setup {
+        let mut agents = TEST_AGENTS.to_string();
+        for id in ["mei", "lan"] {
+            let hash = hex::encode(autoresponder::shop::staff::token_hash(&format!(
+                "token-{id}"
+            )));
+            agents = agents.replace(&format!("HASH-{id}"), &hash);
+        }
+        agents.push_str(extra);
+        Setup {
+            agents: Some(agents),
+            ..Setup::default()
+        }
+    }
+}
+
+/// Copies the shipped shops into `dir`, with `agents` as each shop's `agents.toml` (or none).
+fn shops_in(dir: &Path, agents: Option<&str>) -> PathBuf {
+    let intents = dir.join("intents");
+    for shop in std::fs::read_dir(repo_path("intents")).unwrap() {
+        let shop = shop.unwrap().path();
+        if !shop.is_dir() {
+            continue;
+        }
+        let target = intents.join(shop.file_name().unwrap());
+        std::fs::create_dir_all(&target).unwrap();
+        for file in std::fs::read_dir(&shop).unwrap() {
+            let file = file.unwrap().path();
+            if file.file_name().unwrap() != "agents.toml" {
+                std::fs::copy(&file, target.join(file.file_name().unwrap())).unwrap();
+            }
+        }
+        if let Some(agents) = agents {
+            std::fs::write(target.join("agents.toml"), agents).unwrap();
+        }
+    }
+    intents
+}
+
 impl TestApp {
     pub async fn start() -> TestApp {
-        TestApp::start_with(Limits::default()).await
+        TestApp::launch(Setup::default()).await
     }
 
     pub async fn start_with(limits: Limits) -> TestApp {
+        TestApp::launch(Setup {
+            limits,
+            ..Setup::default()
+        })
+        .await
+    }
+
+    /// The test shop with agents `mei` and `lan`.
+    pub async fn staffed() -> TestApp {
+        TestApp::launch(Setup::staffed("")).await
+    }
+
+    pub async fn launch(setup: Setup) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("test.db");
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
-            intents: repo_path("intents"),
+            intents: shops_in(dir.path(), setup.agents.as_deref()),
             index: repo_path("index"),
             faq_on_disk: None,
             database: database.clone(),
             database_busy_timeout: Duration::from_millis(200),
-            limits,
+            limits: setup.limits,
             shutdown_grace: Duration::from_secs(5),
+            webhooks: setup.webhooks,
+            escalation_check: setup.escalation_check,
         };
         let clock = ManualClock::new(at(ON_DUTY));
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
@@ -84,6 +184,15 @@ impl TestApp {
 
     pub async fn buyer(&self, buyer: &str) -> Client {
         Client::connect(&self.url(&format!("/ws/buyer?shop=default&buyer={buyer}"))).await
+    }
+
+    /// An agent console of the test shop, past its `hello`.
+    pub async fn agent(&self, id: &str) -> Client {
+        let mut agent = Client::connect(&self.url(&format!("/ws/agent?token=token-{id}"))).await;
+        let hello = agent.frame().await;
+        assert_eq!(hello["type"], "hello", "{hello}");
+        assert_eq!(hello["agent"]["id"], id);
+        agent
     }
 
     /// The HTTP status of a websocket upgrade the server refused.
@@ -221,6 +330,24 @@ impl Client {
             Incoming::Frame(frame) => frame,
             Incoming::Closed(close) => panic!("expected a frame, the connection closed: {close:?}"),
         }
+    }
+
+    /// Reads frames until one satisfies `wanted`, skipping the rest (presence changes, other
+    /// cases…); the skipped frames are returned too, for tests that assert on them.
+    pub async fn until(&mut self, wanted: impl Fn(&Value) -> bool) -> (Value, Vec<Value>) {
+        let mut skipped = Vec::new();
+        loop {
+            let frame = self.frame().await;
+            if wanted(&frame) {
+                return (frame, skipped);
+            }
+            skipped.push(frame);
+        }
+    }
+
+    /// The next frame of type `kind`, skipping others.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        self.until(|f| f["type"] == kind).await.0
     }
 
     /// Reads the welcome every new conversation starts with.

@@ -1,0 +1,337 @@
+//! One shop's live human side, in memory: the queue in order, the claimed cases, and the
+//! agents with their presence and open consoles. The store holds the truth; this mirror
+//! answers "who is ahead of me" and "who must hear of this" without a database round trip.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::intents::HandoffPriority;
+use crate::store::{Handoff, HandoffStatus};
+
+/// An agent's chosen status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// Taking cases.
+    Online,
+    /// At the desk but not taking new cases.
+    Busy,
+    /// Logged in, not at the desk.
+    Away,
+}
+
+impl Presence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Online => "online",
+            Presence::Busy => "busy",
+            Presence::Away => "away",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Presence> {
+        match text {
+            "online" => Some(Presence::Online),
+            "busy" => Some(Presence::Busy),
+            "away" => Some(Presence::Away),
+            _ => None,
+        }
+    }
+}
+
+/// One open console of an agent; frames are sent to it already encoded.
+pub struct AgentLink {
+    pub id: u64,
+    pub frames: mpsc::Sender<Arc<str>>,
+    /// Cancelled when a frame could not be queued: the console must reconnect.
+    pub lagged: CancellationToken,
+}
+
+impl AgentLink {
+    /// Queues a frame without waiting; a console too far behind is told to reconnect rather
+    /// than making the whole shop wait for it.
+    pub fn send(&self, frame: &Arc<str>) {
+        if self.frames.try_send(frame.clone()).is_err() {
+            self.lagged.cancel();
+        }
+    }
+}
+
+pub struct AgentLive {
+    pub name: String,
+    pub status: Presence,
+    pub links: Vec<AgentLink>,
+    /// Cancels the timer that returns this agent's cases to the queue.
+    pub grace: Option<CancellationToken>,
+}
+
+impl AgentLive {
+    pub fn connected(&self) -> bool {
+        !self.links.is_empty()
+    }
+}
+
+/// A case as the queue keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    pub handoff: Handoff,
+    /// The `ahead` the buyer was last told, to tell only changes.
+    pub told_ahead: Option<usize>,
+}
+
+type Key = (u8, DateTime<Utc>, String);
+
+fn key(handoff: &Handoff) -> Key {
+    let rank = match handoff.priority {
+        HandoffPriority::High => 0,
+        HandoffPriority::Normal => 1,
+    };
+    (rank, handoff.created_at, handoff.id.clone())
+}
+
+#[derive(Default)]
+pub struct ShopQueue {
+    /// Queued cases: high priority first, then oldest first.
+    order: BTreeSet<Key>,
+    queued: HashMap<String, Case>,
+    /// Claimed cases and the agent holding each.
+    claimed: HashMap<String, (Case, String)>,
+    /// The open case of each conversation.
+    by_conversation: HashMap<String, String>,
+    pub agents: HashMap<String, AgentLive>,
+}
+
+/// Where an open case stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    Queued { ahead: usize },
+    Claimed { agent: String },
+}
+
+impl ShopQueue {
+    pub fn enqueue(&mut self, handoff: Handoff) {
+        self.by_conversation
+            .insert(handoff.conversation.clone(), handoff.id.clone());
+        self.order.insert(key(&handoff));
+        self.queued.insert(
+            handoff.id.clone(),
+            Case {
+                handoff,
+                told_ahead: None,
+            },
+        );
+    }
+
+    pub fn hold(&mut self, handoff: Handoff, agent: String) {
+        self.by_conversation
+            .insert(handoff.conversation.clone(), handoff.id.clone());
+        self.claimed.insert(
+            handoff.id.clone(),
+            (
+                Case {
+                    handoff,
+                    told_ahead: None,
+                },
+                agent,
+            ),
+        );
+    }
+
+    /// Moves a queued case to `agent`.
+    pub fn claim(&mut self, id: &str, agent: &str) -> Option<&Case> {
+        let mut case = self.queued.remove(id)?;
+        self.order.remove(&key(&case.handoff));
+        case.handoff.status = HandoffStatus::Claimed;
+        case.handoff.claimed_by = Some(agent.to_string());
+        self.claimed
+            .insert(id.to_string(), (case, agent.to_string()));
+        self.claimed.get(id).map(|(case, _)| case)
+    }
+
+    /// Forgets a case (resolved), queued or claimed.
+    pub fn close(&mut self, id: &str) -> Option<Case> {
+        let case = if let Some(case) = self.queued.remove(id) {
+            self.order.remove(&key(&case.handoff));
+            case
+        } else {
+            self.claimed.remove(id)?.0
+        };
+        if self
+            .by_conversation
+            .get(&case.handoff.conversation)
+            .map(String::as_str)
+            == Some(id)
+        {
+            self.by_conversation.remove(&case.handoff.conversation);
+        }
+        Some(case)
+    }
+
+    /// Puts cases back in the queue (their agent left).
+    pub fn requeue(&mut self, handoffs: Vec<Handoff>) {
+        for handoff in handoffs {
+            self.claimed.remove(&handoff.id);
+            self.enqueue(handoff);
+        }
+    }
+
+    pub fn mark_escalated(&mut self, id: &str) {
+        if let Some(case) = self.queued.get_mut(id) {
+            case.handoff.escalated = true;
+        }
+    }
+
+    pub fn standing(&self, id: &str) -> Option<Standing> {
+        if let Some((_, agent)) = self.claimed.get(id) {
+            return Some(Standing::Claimed {
+                agent: agent.clone(),
+            });
+        }
+        let case = self.queued.get(id)?;
+        let ahead = self.order.range(..key(&case.handoff)).count();
+        Some(Standing::Queued { ahead })
+    }
+
+    pub fn open_case_of(&self, conversation: &str) -> Option<&str> {
+        self.by_conversation.get(conversation).map(String::as_str)
+    }
+
+    pub fn queued(&self) -> impl Iterator<Item = &Case> {
+        self.order
+            .iter()
+            .filter_map(|(_, _, id)| self.queued.get(id))
+    }
+
+    /// Records that the buyer of `id` was told `ahead`; false when they already knew.
+    pub fn tell(&mut self, id: &str, ahead: usize) -> bool {
+        match self.queued.get_mut(id) {
+            Some(case) if case.told_ahead != Some(ahead) => {
+                case.told_ahead = Some(ahead);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks the first agent reply of a claimed case; true the first time.
+    pub fn first_reply(&mut self, id: &str) -> bool {
+        match self.claimed.get_mut(id) {
+            Some((case, _)) if case.told_ahead != Some(usize::MAX) => {
+                // A claimed case has no place to tell; the slot remembers the first reply.
+                case.told_ahead = Some(usize::MAX);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn is_queued(&self, id: &str) -> bool {
+        self.queued.contains_key(id)
+    }
+
+    pub fn claimed_case(&self, id: &str) -> Option<(&Case, &str)> {
+        self.claimed.get(id).map(|(c, a)| (c, a.as_str()))
+    }
+
+    pub fn claimed_by<'a>(&'a self, agent: &'a str) -> impl Iterator<Item = &'a Case> + 'a {
+        self.claimed
+            .values()
+            .filter(move |(_, a)| a == agent)
+            .map(|(c, _)| c)
+    }
+
+    pub fn holds_anything(&self, agent: &str) -> bool {
+        self.claimed.values().any(|(_, a)| a == agent)
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// The longest-waiting queued case's creation time.
+    pub fn oldest(&self) -> Option<DateTime<Utc>> {
+        self.queued.values().map(|c| c.handoff.created_at).min()
+    }
+
+    /// Agents at the desk (online or busy), and those taking cases (online).
+    pub fn presence_counts(&self) -> (usize, usize) {
+        let present = self
+            .agents
+            .values()
+            .filter(|a| a.connected() && a.status != Presence::Away)
+            .count();
+        let available = self
+            .agents
+            .values()
+            .filter(|a| a.connected() && a.status == Presence::Online)
+            .count();
+        (present, available)
+    }
+
+    /// Every open console of the shop.
+    pub fn all_links(&self) -> impl Iterator<Item = &AgentLink> {
+        self.agents.values().flat_map(|a| a.links.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handoff(id: &str, priority: HandoffPriority, minute: u32) -> Handoff {
+        Handoff {
+            id: id.into(),
+            shop: "s".into(),
+            conversation: format!("c-{id}"),
+            buyer: format!("b-{id}"),
+            intent: "x".into(),
+            priority,
+            status: HandoffStatus::Queued,
+            created_at: DateTime::parse_from_rfc3339(&format!("2026-11-11T00:{minute:02}:00Z"))
+                .unwrap()
+                .to_utc(),
+            claimed_by: None,
+            escalated: false,
+            requeued: false,
+        }
+    }
+
+    fn ahead(queue: &ShopQueue, id: &str) -> usize {
+        match queue.standing(id) {
+            Some(Standing::Queued { ahead }) => ahead,
+            other => panic!("{id} is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn high_priority_goes_first_then_the_oldest() {
+        let mut queue = ShopQueue::default();
+        queue.enqueue(handoff("old", HandoffPriority::Normal, 1));
+        queue.enqueue(handoff("new", HandoffPriority::Normal, 5));
+        queue.enqueue(handoff("angry", HandoffPriority::High, 9));
+        let order: Vec<&str> = queue.queued().map(|c| c.handoff.id.as_str()).collect();
+        assert_eq!(order, ["angry", "old", "new"]);
+        assert_eq!(ahead(&queue, "new"), 2);
+
+        queue.claim("angry", "mei").unwrap();
+        assert_eq!(ahead(&queue, "new"), 1);
+        assert_eq!(
+            queue.standing("angry"),
+            Some(Standing::Claimed {
+                agent: "mei".into()
+            })
+        );
+        assert!(queue.claim("angry", "lan").is_none(), "claimed once only");
+
+        let back = queue.close("angry").unwrap().handoff;
+        queue.requeue(vec![back]);
+        assert_eq!(ahead(&queue, "new"), 2, "a requeued case keeps its place");
+        assert_eq!(queue.open_case_of("c-old"), Some("old"));
+        queue.close("old");
+        assert_eq!(queue.open_case_of("c-old"), None);
+        assert_eq!(queue.queue_len(), 2);
+    }
+}

@@ -1,0 +1,280 @@
+//! Conversations and their messages: opening, recording exchanges, agent messages and their
+//! delivery, transcripts, unanswered questions.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::unavailable;
+use crate::conversation::ConversationState;
+use crate::store::{
+    AgentMessage, Conversation, Exchange, PendingMessage, Sender, StoreError, TranscriptLine,
+    Unmatched, format_time, parse_time,
+};
+
+pub fn open(
+    c: &Connection,
+    shop: &str,
+    buyer: &str,
+    now: DateTime<Utc>,
+) -> Result<Conversation, StoreError> {
+    let existing = c
+        .query_row(
+            "SELECT id, state FROM conversations WHERE shop = ?1 AND buyer = ?2",
+            params![shop, buyer],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let (id, state) = match existing {
+        Some((id, state)) => {
+            let mut state: ConversationState = serde_json::from_str(&state)
+                .map_err(|e| StoreError::Corrupt(format!("conversation {id}: {e}")))?;
+            // A handoff resolved while the buyer's state was being written is over: the
+            // handoffs table is the truth about it.
+            if let Some(handoff) = &state.open_handoff {
+                let open: Option<String> = c
+                    .query_row(
+                        "SELECT status FROM handoffs WHERE id = ?1",
+                        params![handoff],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(unavailable)?;
+                if !matches!(open.as_deref(), Some("queued" | "claimed")) {
+                    state.open_handoff = None;
+                }
+            }
+            (id, state)
+        }
+        None => {
+            let id = uuid::Uuid::now_v7().to_string();
+            let at = format_time(now);
+            c.execute(
+                "INSERT INTO conversations (id, shop, buyer, state, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, '{}', ?4, ?4)",
+                params![id, shop, buyer, at],
+            )
+            .map_err(unavailable)?;
+            (id, ConversationState::default())
+        }
+    };
+    Ok(Conversation {
+        id,
+        shop: shop.to_string(),
+        buyer: buyer.to_string(),
+        state,
+    })
+}
+
+pub fn record(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
+    let at = format_time(exchange.at);
+    let state = serde_json::to_string(&exchange.state)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode state: {e}")))?;
+    let updated = c
+        .execute(
+            "UPDATE conversations SET state = ?2, updated_at = ?3 WHERE id = ?1",
+            params![exchange.conversation, state, at],
+        )
+        .map_err(unavailable)?;
+    if updated == 0 {
+        return Err(StoreError::Corrupt(format!(
+            "no conversation {}",
+            exchange.conversation
+        )));
+    }
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO messages (conversation, sender, kind, intent, text, client_id, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(unavailable)?;
+    if let Some((text, client_id)) = &exchange.buyer_message {
+        insert
+            .execute(params![
+                exchange.conversation,
+                Sender::Buyer.as_str(),
+                None::<&str>,
+                None::<&str>,
+                text,
+                client_id,
+                at
+            ])
+            .map_err(unavailable)?;
+    }
+    for reply in &exchange.replies {
+        insert
+            .execute(params![
+                exchange.conversation,
+                Sender::Bot.as_str(),
+                reply.kind,
+                reply.intent,
+                reply.text,
+                None::<&str>,
+                at
+            ])
+            .map_err(unavailable)?;
+    }
+    if let Some(text) = &exchange.unmatched {
+        c.prepare_cached(
+            "INSERT INTO unmatched (shop, text, count, first_seen, last_seen)
+             VALUES (?1, ?2, 1, ?3, ?3)
+             ON CONFLICT (shop, text) DO UPDATE SET count = count + 1, last_seen = ?3",
+        )
+        .and_then(|mut s| s.execute(params![exchange.shop, text, at]))
+        .map_err(unavailable)?;
+    }
+    if let Some(handoff) = &exchange.handoff {
+        c.execute(
+            "INSERT INTO handoffs (id, shop, conversation, buyer, intent, priority, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                handoff.id,
+                exchange.shop,
+                exchange.conversation,
+                exchange.buyer,
+                handoff.intent,
+                handoff.priority.as_str(),
+                at
+            ],
+        )
+        .map_err(unavailable)?;
+    }
+    super::outbox::enqueue(c, &exchange.events, exchange.at)
+}
+
+pub fn agent_message(c: &Connection, message: &AgentMessage) -> Result<i64, StoreError> {
+    let at = format_time(message.at);
+    let inserted = c
+        .prepare_cached(
+            "INSERT INTO messages (conversation, sender, kind, text, at, agent_id, agent_name,
+                                   delivered)
+             SELECT id, 'agent', 'agent', ?2, ?3, ?4, ?5, 0 FROM conversations WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                message.conversation,
+                message.text,
+                at,
+                message.agent_id,
+                message.agent_name
+            ])
+        })
+        .map_err(unavailable)?;
+    if inserted == 0 {
+        return Err(StoreError::Corrupt(format!(
+            "no conversation {}",
+            message.conversation
+        )));
+    }
+    c.execute(
+        "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
+        params![message.conversation, at],
+    )
+    .map_err(unavailable)?;
+    Ok(c.last_insert_rowid())
+}
+
+pub fn pending(c: &Connection, conversation: &str) -> Result<Vec<PendingMessage>, StoreError> {
+    let mut query = c
+        .prepare_cached(
+            "SELECT seq, agent_name, text, at FROM messages
+             WHERE conversation = ?1 AND delivered = 0 ORDER BY seq",
+        )
+        .map_err(unavailable)?;
+    let rows = query
+        .query_map(params![conversation], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })
+        .map_err(unavailable)?;
+    let mut messages = Vec::new();
+    for row in rows {
+        let (seq, agent_name, text, at) = row.map_err(unavailable)?;
+        messages.push(PendingMessage {
+            seq,
+            agent_name: agent_name.unwrap_or_default(),
+            text,
+            at: parse_time(&at)?,
+        });
+    }
+    Ok(messages)
+}
+
+pub fn mark_delivered(c: &Connection, seqs: &[i64]) -> Result<(), StoreError> {
+    let mut update = c
+        .prepare_cached("UPDATE messages SET delivered = 1 WHERE seq = ?1")
+        .map_err(unavailable)?;
+    for seq in seqs {
+        update.execute(params![seq]).map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+pub fn transcript(c: &Connection, conversation: &str) -> Result<Vec<TranscriptLine>, StoreError> {
+    let mut query = c
+        .prepare_cached(
+            "SELECT seq, sender, kind, intent, agent_name, text, at FROM messages
+             WHERE conversation = ?1 ORDER BY seq",
+        )
+        .map_err(unavailable)?;
+    let rows = query
+        .query_map(params![conversation], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, String>(5)?,
+                row.get::<_, String>(6)?,
+            ))
+        })
+        .map_err(unavailable)?;
+    let mut lines = Vec::new();
+    for row in rows {
+        let (seq, from, kind, intent, agent, text, at) = row.map_err(unavailable)?;
+        lines.push(TranscriptLine {
+            seq,
+            from: Sender::parse(&from)
+                .ok_or_else(|| StoreError::Corrupt(format!("sender {from:?}")))?,
+            kind,
+            intent,
+            agent,
+            text,
+            at: parse_time(&at)?,
+        });
+    }
+    Ok(lines)
+}
+
+pub fn unmatched(c: &Connection, shop: &str, limit: usize) -> Result<Vec<Unmatched>, StoreError> {
+    let mut query = c
+        .prepare_cached(
+            "SELECT text, count, last_seen FROM unmatched WHERE shop = ?1
+             ORDER BY count DESC, last_seen DESC LIMIT ?2",
+        )
+        .map_err(unavailable)?;
+    let rows = query
+        .query_map(params![shop, limit as i64], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(unavailable)?;
+    let mut questions = Vec::new();
+    for row in rows {
+        let (text, count, last_seen) = row.map_err(unavailable)?;
+        questions.push(Unmatched {
+            text,
+            count: count.max(0) as u64,
+            last_seen: parse_time(&last_seen)?,
+        });
+    }
+    Ok(questions)
+}

@@ -1,0 +1,531 @@
+//! The SQLite store: one file in WAL mode, written by one dedicated thread.
+//!
+//! SQLite allows one writer at a time, and its calls block, so they must stay off the async
+//! runtime. A single thread owns the connection and serves a bounded queue of jobs: it takes
+//! every job waiting (up to a batch limit), runs them in one transaction, commits once, then
+//! answers them all. Under load a commit carries hundreds of messages; when idle a lone
+//! message is committed at once. `synchronous=NORMAL` in WAL mode makes every commit survive a
+//! crash of the process (`kill -9`); only a power loss may lose the last commits. A full queue
+//! makes callers wait (backpressure) rather than grow memory.
+//!
+//! Each operation is a closure run on the writer thread: writes inside a savepoint of their
+//! own (all or nothing within the shared transaction) and answered only once the batch has
+//! committed; reads answered at once.
+
+mod conversations;
+mod handoffs;
+mod outbox;
+mod schema;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    AgentMessage, BuyerProfile, ClaimOutcome, Conversation, Exchange, Handoff, Note, OutboxEvent,
+    OutboxItem, PendingMessage, ResolveOutcome, ShopStats, Store, StoreError, TranscriptLine,
+    Unmatched,
+};
+
+/// Jobs waiting for the writer thread; senders wait when it is full.
+const QUEUE_CAPACITY: usize = 4096;
+/// Most jobs committed in one transaction, to bound a batch's latency.
+const MAX_BATCH: usize = 512;
+
+/// What runs after the batch's commit, told whether it committed.
+type Finish = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
+/// One operation, run inside the batch's transaction.
+type Job = Box<dyn FnOnce(&mut Transaction) -> Finish + Send>;
+
+enum Command {
+    Run(Job),
+    /// Commit what came before, then stop.
+    Shutdown,
+}
+
+pub struct SqliteStore {
+    /// Cloned by nobody: every call sends on it directly, so the message path takes no lock.
+    commands: mpsc::Sender<Command>,
+    /// Set by `close`; later calls fail at once instead of queueing behind the shutdown.
+    closed: AtomicBool,
+    /// Only touched by `close`.
+    writer: Mutex<Option<JoinHandle<()>>>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and starts its writer thread. A
+    /// write that finds the database locked by someone else waits up to `busy_timeout`, then
+    /// fails as `Unavailable`.
+    pub fn open(path: &Path, busy_timeout: Duration) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let mut connection = Connection::open(path).map_err(unavailable)?;
+        configure(&connection, busy_timeout).map_err(unavailable)?;
+        schema::migrate(&mut connection).map_err(unavailable)?;
+        let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
+        let writer = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(connection, queue))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
+        Ok(SqliteStore {
+            commands,
+            closed: AtomicBool::new(false),
+            writer: Mutex::new(Some(writer)),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn submit(&self, job: Job) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        }
+        self.commands
+            .send(Command::Run(job))
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))
+    }
+
+    /// Runs `f` in a savepoint; answers once the batch is committed (an error if it was not).
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Box::new(move |tx: &mut Transaction| {
+            let result = (|| {
+                let savepoint = tx.savepoint().map_err(unavailable)?;
+                let value = f(&savepoint)?;
+                savepoint.commit().map_err(unavailable)?;
+                Ok(value)
+            })();
+            Box::new(move |committed: Result<(), &rusqlite::Error>| {
+                let committed = committed.map_err(|e| {
+                    StoreError::Unavailable(format!("the transaction did not commit: {e}"))
+                });
+                let _ = reply.send(committed.and(result));
+            })
+        }))
+        .await?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
+    }
+
+    /// Runs `f` in the batch's transaction, so it sees every write submitted before it.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Box::new(move |tx: &mut Transaction| {
+            let result = f(tx);
+            Box::new(move |_committed: Result<(), &rusqlite::Error>| {
+                let _ = reply.send(result);
+            })
+        }))
+        .await?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn open_conversation(
+        &self,
+        shop: &str,
+        buyer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Conversation, StoreError> {
+        let (shop, buyer) = (shop.to_string(), buyer.to_string());
+        self.write(move |c| conversations::open(c, &shop, &buyer, now))
+            .await
+    }
+
+    async fn record(&self, exchange: Exchange) -> Result<(), StoreError> {
+        self.write(move |c| conversations::record(c, &exchange))
+            .await
+    }
+
+    async fn handoffs(&self, shop: Option<&str>) -> Result<Vec<Handoff>, StoreError> {
+        let shop = shop.map(str::to_string);
+        self.read(move |c| handoffs::list(c, shop.as_deref(), false))
+            .await
+    }
+
+    async fn open_handoffs(&self, shop: Option<&str>) -> Result<Vec<Handoff>, StoreError> {
+        let shop = shop.map(str::to_string);
+        self.read(move |c| handoffs::list(c, shop.as_deref(), true))
+            .await
+    }
+
+    async fn claim(
+        &self,
+        handoff: &str,
+        agent: &str,
+        now: DateTime<Utc>,
+        events: Vec<OutboxEvent>,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let (handoff, agent) = (handoff.to_string(), agent.to_string());
+        self.write(move |c| handoffs::claim(c, &handoff, &agent, now, &events))
+            .await
+    }
+
+    async fn resolve(
+        &self,
+        handoff: &str,
+        agent: &str,
+        now: DateTime<Utc>,
+        events: Vec<OutboxEvent>,
+    ) -> Result<ResolveOutcome, StoreError> {
+        let (handoff, agent) = (handoff.to_string(), agent.to_string());
+        self.write(move |c| handoffs::resolve(c, &handoff, &agent, now, &events))
+            .await
+    }
+
+    async fn requeue(&self, shop: &str, agent: &str) -> Result<Vec<Handoff>, StoreError> {
+        let (shop, agent) = (shop.to_string(), agent.to_string());
+        self.write(move |c| handoffs::requeue(c, &shop, &agent))
+            .await
+    }
+
+    async fn escalate(
+        &self,
+        handoff: &str,
+        now: DateTime<Utc>,
+        events: Vec<OutboxEvent>,
+    ) -> Result<bool, StoreError> {
+        let handoff = handoff.to_string();
+        self.write(move |c| handoffs::escalate(c, &handoff, now, &events))
+            .await
+    }
+
+    async fn agent_message(&self, message: AgentMessage) -> Result<i64, StoreError> {
+        self.write(move |c| conversations::agent_message(c, &message))
+            .await
+    }
+
+    async fn pending_messages(
+        &self,
+        conversation: &str,
+    ) -> Result<Vec<PendingMessage>, StoreError> {
+        let conversation = conversation.to_string();
+        self.read(move |c| conversations::pending(c, &conversation))
+            .await
+    }
+
+    async fn mark_delivered(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        self.write(move |c| conversations::mark_delivered(c, &seqs))
+            .await
+    }
+
+    async fn add_note(&self, note: Note) -> Result<(), StoreError> {
+        self.write(move |c| handoffs::add_note(c, &note)).await
+    }
+
+    async fn buyer_profile(
+        &self,
+        shop: &str,
+        buyer: &str,
+        except: &str,
+    ) -> Result<BuyerProfile, StoreError> {
+        let (shop, buyer, except) = (shop.to_string(), buyer.to_string(), except.to_string());
+        self.read(move |c| handoffs::profile(c, &shop, &buyer, &except))
+            .await
+    }
+
+    async fn outbox_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        self.read(move |c| outbox::due(c, now, limit)).await
+    }
+
+    async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.read(outbox::next_due).await
+    }
+
+    async fn outbox_delivered(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.write(move |c| outbox::delivered(c, &id, now)).await
+    }
+
+    async fn outbox_failed(
+        &self,
+        id: &str,
+        next_attempt: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        let (id, error) = (id.to_string(), error.to_string());
+        self.write(move |c| outbox::failed(c, &id, next_attempt, &error))
+            .await
+    }
+
+    async fn stats(&self, shop: &str, since: DateTime<Utc>) -> Result<ShopStats, StoreError> {
+        let shop = shop.to_string();
+        self.read(move |c| stats::shop_stats(c, &shop, since)).await
+    }
+
+    async fn transcript(&self, conversation: &str) -> Result<Vec<TranscriptLine>, StoreError> {
+        let conversation = conversation.to_string();
+        self.read(move |c| conversations::transcript(c, &conversation))
+            .await
+    }
+
+    async fn unmatched(&self, shop: &str, limit: usize) -> Result<Vec<Unmatched>, StoreError> {
+        let shop = shop.to_string();
+        self.read(move |c| conversations::unmatched(c, &shop, limit))
+            .await
+    }
+
+    async fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Everything queued before the shutdown is still committed; the writer then stops
+        // and drops the queue, so anything sent later fails.
+        let _ = self.commands.send(Command::Shutdown).await;
+        let writer = self.writer.lock().expect("store lock poisoned").take();
+        if let Some(writer) = writer {
+            let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        }
+    }
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn configure(connection: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    connection.busy_timeout(busy_timeout)?;
+    Ok(())
+}
+
+fn write_loop(mut connection: Connection, mut queue: mpsc::Receiver<Command>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut stopping = false;
+    while let Some(first) = queue.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(command) = next.take() {
+            match command {
+                Command::Shutdown => {
+                    stopping = true;
+                    break;
+                }
+                Command::Run(job) => batch.push(job),
+            }
+            if batch.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        run_batch(&mut connection, &mut batch);
+        if stopping {
+            return;
+        }
+    }
+}
+
+/// Runs a batch in one transaction and answers every job once it is committed.
+fn run_batch(connection: &mut Connection, batch: &mut Vec<Job>) {
+    let mut finishes = Vec::with_capacity(batch.len());
+    let committed = (|| -> rusqlite::Result<()> {
+        let mut tx = connection.transaction()?;
+        for job in batch.drain(..) {
+            finishes.push(job(&mut tx));
+        }
+        tx.commit()
+    })();
+    // Jobs not run because the transaction could not even begin are dropped: their callers
+    // are told the store is unavailable.
+    batch.clear();
+    if let Err(e) = &committed {
+        tracing::error!(error = %e, "a store transaction failed to commit");
+    }
+    for finish in finishes {
+        finish(committed.as_ref().map(|_| ()));
+    }
+    if committed.is_err() {
+        // Drop any half-finished transaction state before the next batch.
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::ConversationState;
+    use crate::intents::HandoffPriority;
+    use crate::store::{HandoffStatus, NewHandoff, OutgoingMessage};
+
+    fn exchange(conversation: &Conversation, text: &str) -> Exchange {
+        Exchange {
+            conversation: conversation.id.clone(),
+            shop: conversation.shop.clone(),
+            buyer: conversation.buyer.clone(),
+            buyer_message: Some((text.to_string(), None)),
+            replies: vec![OutgoingMessage {
+                kind: "fallback",
+                intent: None,
+                text: "reply".into(),
+            }],
+            state: ConversationState::default(),
+            handoff: None,
+            unmatched: Some(text.to_string()),
+            events: Vec::new(),
+            at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handoff_is_claimed_once_resolved_by_its_holder_and_gives_the_bot_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("s.db"), Duration::from_secs(1)).unwrap();
+        let conversation = store
+            .open_conversation("default", "b", Utc::now())
+            .await
+            .unwrap();
+        let mut handing_off = exchange(&conversation, "我要投诉");
+        handing_off.state.open_handoff = Some("h1".into());
+        handing_off.handoff = Some(NewHandoff {
+            id: "h1".into(),
+            intent: "complaint".into(),
+            priority: HandoffPriority::High,
+        });
+        store.record(handing_off).await.unwrap();
+
+        // Two agents race: the store serialises them and exactly one wins.
+        let (a, b) = tokio::join!(
+            store.claim("h1", "mei", Utc::now(), Vec::new()),
+            store.claim("h1", "lan", Utc::now(), Vec::new())
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let winner = match (&a, &b) {
+            (ClaimOutcome::Claimed(h), ClaimOutcome::Conflict { by }) => {
+                assert_eq!(by.as_deref(), Some("mei"));
+                h.claimed_by.clone()
+            }
+            other => panic!("expected one winner: {other:?}"),
+        };
+        assert_eq!(winner.as_deref(), Some("mei"));
+        assert_eq!(
+            store
+                .claim("nope", "mei", Utc::now(), Vec::new())
+                .await
+                .unwrap(),
+            ClaimOutcome::NotFound
+        );
+        assert!(matches!(
+            store
+                .resolve("h1", "lan", Utc::now(), Vec::new())
+                .await
+                .unwrap(),
+            ResolveOutcome::Conflict { .. }
+        ));
+
+        // The holder leaves: the case goes back to the queue, marked.
+        let requeued = store.requeue("default", "mei").await.unwrap();
+        assert_eq!(requeued.len(), 1);
+        let open = store.open_handoffs(Some("default")).await.unwrap();
+        assert_eq!(open[0].status, HandoffStatus::Queued);
+        assert!(open[0].requeued);
+
+        store
+            .claim("h1", "lan", Utc::now(), Vec::new())
+            .await
+            .unwrap();
+        let seq = store
+            .agent_message(AgentMessage {
+                conversation: conversation.id.clone(),
+                agent_id: "lan".into(),
+                agent_name: "小兰".into(),
+                text: "您好".into(),
+                at: Utc::now(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.pending_messages(&conversation.id).await.unwrap()[0].seq,
+            seq
+        );
+        store.mark_delivered(vec![seq]).await.unwrap();
+        assert!(
+            store
+                .pending_messages(&conversation.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        assert!(matches!(
+            store
+                .resolve("h1", "lan", Utc::now(), Vec::new())
+                .await
+                .unwrap(),
+            ResolveOutcome::Resolved(_)
+        ));
+        assert!(store.open_handoffs(None).await.unwrap().is_empty());
+        let reopened = store
+            .open_conversation("default", "b", Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            reopened.state.open_handoff, None,
+            "the bot has the buyer back"
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn acknowledged_writes_outlive_close_and_later_calls_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let store = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
+        let conversation = store
+            .open_conversation("default", "b", Utc::now())
+            .await
+            .unwrap();
+        store.record(exchange(&conversation, "在吗")).await.unwrap();
+        store.record(exchange(&conversation, "在吗")).await.unwrap();
+        store.close().await;
+        assert!(matches!(
+            store.record(exchange(&conversation, "late")).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        store.close().await; // a second close is harmless
+
+        let reopened = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
+        let again = reopened
+            .open_conversation("default", "b", Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(again.id, conversation.id, "the same buyer continues");
+        assert_eq!(reopened.transcript(&again.id).await.unwrap().len(), 4);
+        let unmatched = reopened.unmatched("default", 10).await.unwrap();
+        assert_eq!(
+            (unmatched[0].text.as_str(), unmatched[0].count),
+            ("在吗", 2)
+        );
+        reopened.close().await;
+    }
+}

@@ -1,0 +1,270 @@
+//! One agent console's websocket: `/ws/agent`, authenticated by the agent's token.
+//!
+//! Like the buyer side, a writer task drains a bounded queue into the socket. The desk sends
+//! this console its frames (new cases, claims, buyer messages…) through an inbox; the loop
+//! forwards them and serves the agent's own frames one at a time.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::App;
+use super::auth::{self, AgentIdentity};
+use super::rate::RateLimiter;
+use super::wire::{AgentFrame, ErrorCode, ServerFrame, parse_agent_frame};
+use crate::desk::{DeskError, Presence};
+use crate::shop::Shop;
+
+/// Agents type fast and click a lot; still, a console is not a firehose.
+const AGENT_MESSAGES_PER_SECOND: f64 = 20.0;
+const AGENT_BURST: u32 = 40;
+/// How long a frame may wait for room in the console's outbound queue.
+const OUTBOUND_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[derive(Deserialize)]
+pub struct AgentQuery {
+    token: Option<String>,
+}
+
+pub async fn upgrade(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(query): Query<AgentQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let identity = match auth::agent(&app, &headers, query.token.as_deref()) {
+        Ok(identity) => identity,
+        Err(refused) => return refused.into_response(),
+    };
+    let limits = &app.limits;
+    ws.read_buffer_size(limits.socket_buffer_bytes)
+        .write_buffer_size(limits.socket_buffer_bytes)
+        .max_write_buffer_size(limits.socket_buffer_bytes + 2 * limits.max_frame_bytes)
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .on_upgrade(move |socket| {
+            let tracker = app.tracker.clone();
+            let span = tracing::info_span!(
+                "agent",
+                shop = %identity.shop.id,
+                agent = %identity.agent.id
+            );
+            tracker.track_future(session(app, identity, socket).instrument(span))
+        })
+}
+
+struct ConnectionGuard(prometheus::IntGauge);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
+    let gauge = app.metrics.connections.with_label_values(&["agent"]);
+    gauge.inc();
+    let _guard = ConnectionGuard(gauge);
+    let (mut sink, mut stream) = socket.split();
+    let (outbound, mut queue) = mpsc::channel::<Message>(app.limits.outbound_queue);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = queue.recv().await {
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let AgentIdentity { shop, agent } = identity;
+    let (link, mut inbox, lagged) = app.desk.attach_agent(&shop, &agent);
+    tracing::info!("agent connected");
+    let mut console = Console {
+        app: app.clone(),
+        shop_id: shop.id.to_string(),
+        agent,
+        outbound,
+    };
+    console
+        .app
+        .desk
+        .welcome_agent(&shop, &console.agent, link)
+        .await;
+
+    let limits = app.limits.clone();
+    let mut limiter = RateLimiter::new(AGENT_MESSAGES_PER_SECOND, AGENT_BURST);
+    let mut ping = tokio::time::interval(limits.ping_interval);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    loop {
+        let result = tokio::select! {
+            _ = app.shutdown.cancelled() => {
+                console.close(close_code::AWAY, "the service is shutting down").await;
+                break;
+            }
+            _ = lagged.cancelled() => {
+                console.close(close_code::AGAIN, "the console fell behind; reconnect").await;
+                break;
+            }
+            frame = inbox.recv() => match frame {
+                Some(frame) => console.queue(Message::text(frame.as_ref())).await,
+                None => break,
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= limits.idle_timeout {
+                    console.close(close_code::AWAY, "no answer to pings").await;
+                    break;
+                }
+                console.queue(Message::Ping(Default::default())).await
+            }
+            frame = stream.next() => {
+                last_heard = Instant::now();
+                match frame {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(Message::Text(text))) => console.on_text(text.as_str(), &mut limiter).await,
+                    Some(Ok(Message::Binary(_))) => {
+                        console
+                            .send_error(ErrorCode::BadRequest, "send JSON in text frames")
+                            .await
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                }
+            }
+        };
+        if result.is_err() {
+            break;
+        }
+    }
+    let current = console.shop().unwrap_or(shop);
+    app.desk.detach_agent(&current, &console.agent.id, link);
+    tracing::info!("agent disconnected");
+    drop(console);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+}
+
+struct Closed;
+
+struct Console {
+    app: Arc<App>,
+    shop_id: String,
+    agent: crate::shop::staff::AgentAccount,
+    outbound: mpsc::Sender<Message>,
+}
+
+impl Console {
+    /// The shop's current rules (a reload is picked up on the next frame).
+    fn shop(&self) -> Option<Arc<Shop>> {
+        self.app.catalog.load().get(&self.shop_id).cloned()
+    }
+
+    async fn on_text(&mut self, text: &str, limiter: &mut RateLimiter) -> Result<(), Closed> {
+        let frame = match parse_agent_frame(text, self.app.limits.max_text_chars) {
+            Ok(frame) => frame,
+            Err(e) => return self.send_error(e.code, &e.message).await,
+        };
+        if !limiter.allow() {
+            return self
+                .send_error(
+                    ErrorCode::RateLimited,
+                    "too many frames; slow down a little",
+                )
+                .await;
+        }
+        let Some(shop) = self.shop() else {
+            self.close(close_code::POLICY, "the shop no longer exists")
+                .await;
+            return Err(Closed);
+        };
+        let desk = self.app.desk.clone();
+        let result = match frame {
+            AgentFrame::Presence { status } => match Presence::parse(&status) {
+                Some(status) => {
+                    desk.set_presence(&shop, &self.agent.id, status);
+                    Ok(())
+                }
+                None => {
+                    return self
+                        .send_error(ErrorCode::BadRequest, "`status` is online, away or busy")
+                        .await;
+                }
+            },
+            AgentFrame::Claim { handoff } => desk.claim(&shop, &self.agent, &handoff).await,
+            AgentFrame::Resolve { handoff } => desk.resolve(&shop, &self.agent, &handoff).await,
+            AgentFrame::Note { conversation, text } => {
+                desk.add_note(&shop, &self.agent, &conversation, &text)
+                    .await
+            }
+            AgentFrame::Reply {
+                conversation,
+                text,
+                id,
+            } => match desk
+                .agent_reply(&shop, &self.agent, &conversation, &text)
+                .await
+            {
+                Ok(at) => {
+                    let at = crate::desk::frames::time(at);
+                    let frame = ServerFrame::Sent {
+                        conversation: &conversation,
+                        text: &text,
+                        at: &at,
+                        id: id.as_ref(),
+                    };
+                    return self.queue(Message::text(frame.to_json())).await;
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(DeskError::Conflict(message)) => {
+                self.send_error(ErrorCode::Conflict, &message).await
+            }
+            Err(DeskError::NotFound(message)) => {
+                self.send_error(ErrorCode::NotFound, &message).await
+            }
+            Err(DeskError::Store(e)) => {
+                tracing::error!(error = %e, "an agent's request could not be stored");
+                self.send_error(
+                    ErrorCode::Unavailable,
+                    "that could not be saved; please try again",
+                )
+                .await
+            }
+        }
+    }
+
+    async fn send_error(&self, code: ErrorCode, message: &str) -> Result<(), Closed> {
+        self.app
+            .metrics
+            .errors
+            .with_label_values(&[code.as_str()])
+            .inc();
+        let frame = ServerFrame::Error { code, message };
+        self.queue(Message::text(frame.to_json())).await
+    }
+
+    async fn close(&self, code: u16, reason: &str) {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = self.queue(Message::Close(Some(frame))).await;
+    }
+
+    /// Queues a frame for the writer; a console whose queue stays full is dropped.
+    async fn queue(&self, message: Message) -> Result<(), Closed> {
+        self.outbound
+            .send_timeout(message, OUTBOUND_WAIT)
+            .await
+            .map_err(|_| Closed)
+    }
+}

@@ -1,0 +1,584 @@
+/*
+ * Embeddable chat widget of the auto-responder.
+ *
+ *   <script src="https://host/widget.js" data-shop="default"></script>
+ *
+ * data-shop    the shop id (default "default")
+ * data-buyer   force a buyer id (otherwise: the page's ?buyer= parameter, see below, or a
+ *              random id kept in localStorage per shop)
+ * data-token   a buyer token signed by the shop's backend (shops with a secret)
+ * data-server  the service origin, e.g. "https://chat.example.com" (default: the origin
+ *              this script was loaded from; http -> ws, https -> wss)
+ * data-title   the panel title (default "在线客服")
+ *
+ * When neither data-buyer nor data-token is given, a `buyer` query parameter of the page
+ * itself (…/item.html?buyer=alice) is used as the buyer id; the demo page and the browser
+ * test rely on this. With data-token the id must come from data-buyer (the token is bound
+ * to it), so the page parameter is ignored.
+ *
+ * Everything lives in a shadow root (no clash with the shop page's CSS); all text from the
+ * buyer, the bot and agents is inserted with textContent. No dependencies, no build step.
+ */
+(function () {
+  'use strict';
+
+  if (window.AutoresponderWidget && window.AutoresponderWidget.__loaded) return;
+
+  var MAX_CHARS = 2000;
+  var BACKOFF_MIN_MS = 500;
+  var BACKOFF_MAX_MS = 10000;
+  var HISTORY_LIMIT = 100;
+
+  var script = document.currentScript || (function () {
+    var all = document.querySelectorAll('script[src*="widget.js"]');
+    return all.length ? all[all.length - 1] : null;
+  })();
+  var ds = (script && script.dataset) || {};
+
+  var shop = (ds.shop || 'default').trim() || 'default';
+  var token = ds.token || '';
+  var title = ds.title || '在线客服';
+
+  // ---------------------------------------------------------------- storage helpers
+  function storageGet(store, key) {
+    try { return window[store].getItem(key); } catch (e) { return null; }
+  }
+  function storageSet(store, key, value) {
+    try { window[store].setItem(key, value); } catch (e) { /* private mode, quota */ }
+  }
+
+  function randomId() {
+    var bytes = new Uint8Array(12);
+    if (window.crypto && window.crypto.getRandomValues) {
+      window.crypto.getRandomValues(bytes);
+    } else {
+      for (var i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+    }
+    var hex = '';
+    for (var j = 0; j < bytes.length; j++) hex += (bytes[j] < 16 ? '0' : '') + bytes[j].toString(16);
+    return 'v-' + hex;
+  }
+
+  function pageBuyerParam() {
+    try {
+      var v = new URLSearchParams(window.location.search).get('buyer');
+      return v && v.trim() ? v.trim().slice(0, 128) : null;
+    } catch (e) { return null; }
+  }
+
+  function resolveBuyer() {
+    if (ds.buyer && ds.buyer.trim()) return ds.buyer.trim();
+    if (!token) {
+      var fromPage = pageBuyerParam();
+      if (fromPage) return fromPage;
+    }
+    var key = 'autoresponder:buyer:' + shop;
+    var id = storageGet('localStorage', key);
+    if (!id) {
+      id = randomId();
+      storageSet('localStorage', key, id);
+    }
+    return id;
+  }
+  var buyer = resolveBuyer();
+
+  function serverBase() {
+    var base;
+    try {
+      if (ds.server) base = new URL(ds.server, window.location.href);
+      else if (script && script.src) base = new URL(script.src, window.location.href);
+      else base = new URL(window.location.href);
+    } catch (e) {
+      base = new URL(window.location.href);
+    }
+    var secure = base.protocol === 'https:' || base.protocol === 'wss:';
+    var prefix = '';
+    if (ds.server) prefix = base.pathname.replace(/\/+$/, '');
+    return (secure ? 'wss://' : 'ws://') + base.host + prefix;
+  }
+
+  function socketUrl() {
+    var q = 'shop=' + encodeURIComponent(shop) + '&buyer=' + encodeURIComponent(buyer);
+    if (token) q += '&token=' + encodeURIComponent(token);
+    return serverBase() + '/ws/buyer?' + q;
+  }
+
+  // ---------------------------------------------------------------- persisted state
+  // The log of this tab survives navigation between pages of the shop (sessionStorage).
+  var stateKey = 'autoresponder:chat:' + shop + ':' + buyer;
+  var activeKey = 'autoresponder:active:' + shop + ':' + buyer;
+  var saved = (function () {
+    try {
+      var raw = storageGet('sessionStorage', stateKey);
+      var obj = raw ? JSON.parse(raw) : null;
+      if (obj && Array.isArray(obj.log) && Array.isArray(obj.seen)) return obj;
+    } catch (e) { /* corrupted: start afresh */ }
+    return { log: [], seen: [], queue: null, open: false };
+  })();
+  var seen = new Set(saved.seen);
+
+  function persist() {
+    var obj = {
+      log: saved.log.slice(-HISTORY_LIMIT),
+      seen: Array.from(seen).slice(-500),
+      queue: saved.queue,
+      open: saved.open
+    };
+    saved.log = obj.log;
+    storageSet('sessionStorage', stateKey, JSON.stringify(obj));
+  }
+
+  // ---------------------------------------------------------------- DOM
+  var CSS = [
+    ':host { all: initial; }',
+    '*, *::before, *::after { box-sizing: border-box; }',
+    '.ar-root { position: fixed; right: 20px; bottom: 20px; z-index: 2147483000;',
+    '  font: 14px/1.5 -apple-system, "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Noto Sans SC", sans-serif;',
+    '  color: #1f2329; }',
+    '.launcher { display: flex; align-items: center; gap: 6px; height: 48px; padding: 0 18px 0 14px;',
+    '  border: 0; border-radius: 24px; background: #ff5a36; color: #fff; font: inherit; font-size: 15px;',
+    '  cursor: pointer; box-shadow: 0 6px 18px rgba(255, 90, 54, .35); position: relative; }',
+    '.launcher:hover { background: #f04a26; }',
+    '.launcher:focus-visible, button:focus-visible, textarea:focus-visible { outline: 2px solid #1d6fe8; outline-offset: 2px; }',
+    '.launcher .icon { font-size: 20px; line-height: 1; }',
+    '.launcher .badge { position: absolute; top: -4px; right: -4px; min-width: 20px; height: 20px; padding: 0 6px;',
+    '  border-radius: 10px; background: #e02020; color: #fff; font-size: 12px; line-height: 20px; text-align: center;',
+    '  border: 2px solid #fff; }',
+    '.launcher .badge[hidden], .launcher[hidden] { display: none; }',
+    '.panel { width: 360px; height: min(560px, calc(100vh - 40px)); display: flex; flex-direction: column;',
+    '  background: #fff; border-radius: 14px; overflow: hidden; box-shadow: 0 12px 40px rgba(0, 0, 0, .22); }',
+    '.panel[hidden] { display: none; }',
+    '.head { display: flex; align-items: center; gap: 10px; padding: 12px 14px; background: #ff5a36; color: #fff; }',
+    '.head .avatar { width: 34px; height: 34px; border-radius: 50%; background: rgba(255,255,255,.22);',
+    '  display: flex; align-items: center; justify-content: center; font-size: 18px; flex: none; }',
+    '.head .titles { flex: 1; min-width: 0; }',
+    '.head .title { font-size: 15px; font-weight: 600; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }',
+    '.status { font-size: 12px; opacity: .92; display: flex; align-items: center; gap: 5px; }',
+    '.status::before { content: ""; width: 7px; height: 7px; border-radius: 50%; background: #ffd27a; flex: none; }',
+    '.status[data-state="open"]::before { background: #7dffa8; }',
+    '.status[data-state="closed"]::before { background: #ffb3a6; }',
+    '.close { border: 0; background: transparent; color: #fff; font-size: 22px; line-height: 1; cursor: pointer;',
+    '  width: 32px; height: 32px; border-radius: 50%; }',
+    '.close:hover { background: rgba(255,255,255,.18); }',
+    '.queue { padding: 8px 14px; background: #fff7e6; color: #8a5300; font-size: 13px; border-bottom: 1px solid #ffe2b3; }',
+    '.queue[data-status="claimed"] { background: #eaf7ee; color: #1e6b3a; border-bottom-color: #c9ebd4; }',
+    '.queue[data-status="resolved"] { background: #f2f3f5; color: #4e5969; border-bottom-color: #e5e6eb; }',
+    '.queue[hidden] { display: none; }',
+    '.log { flex: 1; overflow-y: auto; padding: 14px 12px; background: #f5f6f8; display: flex; flex-direction: column; gap: 10px; }',
+    '.empty { margin: auto; color: #86909c; font-size: 13px; text-align: center; }',
+    '.msg { display: flex; flex-direction: column; max-width: 82%; }',
+    '.msg .who { font-size: 12px; color: #86909c; margin: 0 4px 2px; }',
+    '.msg .bubble { padding: 8px 12px; border-radius: 12px; white-space: pre-wrap; word-break: break-word;',
+    '  overflow-wrap: anywhere; background: #fff; border: 1px solid #e8eaed; }',
+    '.msg .time { font-size: 11px; color: #a9aeb8; margin: 2px 4px 0; }',
+    '.msg[data-from="buyer"] { align-self: flex-end; align-items: flex-end; }',
+    '.msg[data-from="buyer"] .bubble { background: #ff5a36; color: #fff; border-color: #ff5a36; border-bottom-right-radius: 4px; }',
+    '.msg[data-from="bot"] { align-self: flex-start; }',
+    '.msg[data-from="bot"] .bubble { border-bottom-left-radius: 4px; }',
+    '.msg[data-from="agent"] { align-self: flex-start; }',
+    '.msg[data-from="agent"] .bubble { background: #eef5ff; border-color: #cfe1ff; border-bottom-left-radius: 4px; }',
+    '.msg[data-kind="away"] .bubble, .msg[data-kind="busy"] .bubble { background: #fffaf0; border-color: #ffe7ba; }',
+    '.msg[data-kind="handoff"] .bubble { background: #fff4f0; border-color: #ffd6c9; }',
+    '.notice { align-self: center; max-width: 90%; font-size: 12px; color: #86909c; background: #eceef1;',
+    '  border-radius: 10px; padding: 3px 10px; text-align: center; }',
+    '.notice[data-level="error"] { color: #b42318; background: #fdecea; }',
+    '.composer { display: flex; align-items: flex-end; gap: 8px; padding: 10px 12px; border-top: 1px solid #e8eaed; background: #fff; }',
+    '.composer textarea { flex: 1; resize: none; border: 1px solid #dcdfe4; border-radius: 10px; padding: 8px 10px;',
+    '  font: inherit; color: inherit; max-height: 96px; min-height: 38px; line-height: 20px; background: #fff; }',
+    '.composer textarea:focus { border-color: #ff8a6e; outline: none; }',
+    '.composer button { height: 38px; padding: 0 16px; border: 0; border-radius: 10px; background: #ff5a36; color: #fff;',
+    '  font: inherit; cursor: pointer; flex: none; }',
+    '.composer button:disabled { background: #ffb8a6; cursor: default; }',
+    '.foot { display: flex; justify-content: space-between; padding: 0 12px 8px; font-size: 11px; color: #a9aeb8; background: #fff; }',
+    '.foot .count[data-over="1"] { color: #e02020; }',
+    '@media (max-width: 480px) {',
+    '  .ar-root { right: 12px; bottom: 12px; }',
+    '  .ar-root[data-open="1"] { right: 0; bottom: 0; left: 0; top: 0; }',
+    '  .ar-root[data-open="1"] .panel { width: 100vw; height: 100vh; border-radius: 0; }',
+    '}'
+  ].join('\n');
+
+  function el(tag, cls, attrs) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (attrs) {
+      for (var k in attrs) {
+        if (Object.prototype.hasOwnProperty.call(attrs, k)) node.setAttribute(k, attrs[k]);
+      }
+    }
+    return node;
+  }
+
+  var host = el('div', null, { id: 'autoresponder-widget', 'data-shop': shop });
+  var shadow = host.attachShadow ? host.attachShadow({ mode: 'open' }) : host;
+  var style = el('style');
+  style.textContent = CSS;
+  shadow.appendChild(style);
+
+  var root = el('div', 'ar-root');
+  shadow.appendChild(root);
+
+  var launcher = el('button', 'launcher', { type: 'button', 'data-testid': 'chat-launcher', 'aria-label': '联系在线客服' });
+  var launcherIcon = el('span', 'icon', { 'aria-hidden': 'true' });
+  launcherIcon.textContent = '💬';
+  var launcherText = el('span', 'label');
+  launcherText.textContent = '联系客服';
+  var badge = el('span', 'badge', { 'aria-label': '未读消息' });
+  badge.hidden = true;
+  launcher.append(launcherIcon, launcherText, badge);
+
+  var panel = el('section', 'panel', { 'data-testid': 'chat-panel', role: 'dialog', 'aria-label': title });
+  panel.hidden = true;
+
+  var head = el('div', 'head');
+  var avatar = el('div', 'avatar', { 'aria-hidden': 'true' });
+  avatar.textContent = '🛍️';
+  var titles = el('div', 'titles');
+  var titleEl = el('div', 'title');
+  titleEl.textContent = title;
+  var statusEl = el('div', 'status', { 'data-testid': 'chat-status', 'data-state': 'idle', role: 'status' });
+  statusEl.textContent = '未连接';
+  titles.append(titleEl, statusEl);
+  var closeBtn = el('button', 'close', { type: 'button', 'aria-label': '收起对话窗口', title: '收起' });
+  closeBtn.textContent = '×';
+  head.append(avatar, titles, closeBtn);
+
+  var queueEl = el('div', 'queue', { 'data-testid': 'chat-queue', role: 'status', 'aria-live': 'polite' });
+  queueEl.hidden = true;
+
+  var log = el('div', 'log', { 'data-testid': 'chat-log', role: 'log', 'aria-live': 'polite' });
+  var empty = el('div', 'empty');
+  empty.textContent = '您好，有什么可以帮您？';
+  log.appendChild(empty);
+
+  var composer = el('form', 'composer', { novalidate: '' });
+  var input = el('textarea', null, {
+    'data-testid': 'chat-input', rows: '1', maxlength: String(MAX_CHARS),
+    placeholder: '请输入您的问题，Enter 发送', 'aria-label': '输入消息'
+  });
+  var sendBtn = el('button', null, { type: 'submit', 'data-testid': 'chat-send' });
+  sendBtn.textContent = '发送';
+  sendBtn.disabled = true;
+  composer.append(input, sendBtn);
+
+  var foot = el('div', 'foot');
+  var hint = el('span', 'hint');
+  hint.textContent = 'Shift+Enter 换行';
+  var count = el('span', 'count');
+  count.textContent = '0/' + MAX_CHARS;
+  foot.append(hint, count);
+
+  panel.append(head, queueEl, log, composer, foot);
+  root.append(launcher, panel);
+
+  function mount() {
+    if (!host.isConnected) document.body.appendChild(host);
+  }
+  if (document.body) mount();
+  else document.addEventListener('DOMContentLoaded', mount);
+
+  // ---------------------------------------------------------------- rendering
+  function fmtTime(at) {
+    var d = at ? new Date(at) : new Date();
+    if (isNaN(d.getTime())) d = new Date();
+    var hh = String(d.getHours()).padStart(2, '0');
+    var mm = String(d.getMinutes()).padStart(2, '0');
+    return hh + ':' + mm;
+  }
+
+  function nearBottom() {
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 60;
+  }
+  function scrollToBottom() {
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function renderMessage(m) {
+    if (empty.parentNode) empty.remove();
+    var row = el('div', 'msg', { 'data-testid': 'chat-message', 'data-from': m.from, 'data-kind': m.kind || '' });
+    if (m.from === 'agent') {
+      var who = el('div', 'who');
+      who.textContent = '客服 ' + (m.agent || '');
+      row.appendChild(who);
+    }
+    var bubble = el('div', 'bubble');
+    bubble.textContent = m.text == null ? '' : String(m.text);
+    row.appendChild(bubble);
+    var time = el('div', 'time');
+    time.textContent = fmtTime(m.at);
+    row.appendChild(time);
+    var stick = m.from === 'buyer' || nearBottom();
+    log.appendChild(row);
+    if (stick) scrollToBottom();
+  }
+
+  function addMessage(m, store) {
+    renderMessage(m);
+    if (store !== false) {
+      saved.log.push({ from: m.from, kind: m.kind, text: m.text, agent: m.agent, at: m.at });
+      persist();
+    }
+    if (m.from !== 'buyer' && panel.hidden) {
+      unread += 1;
+      badge.textContent = unread > 99 ? '99+' : String(unread);
+      badge.hidden = false;
+    }
+  }
+
+  function addNotice(text, level) {
+    if (empty.parentNode) empty.remove();
+    var n = el('div', 'notice', { 'data-testid': 'chat-notice', 'data-level': level || 'info' });
+    n.textContent = text;
+    var stick = nearBottom();
+    log.appendChild(n);
+    if (stick) scrollToBottom();
+  }
+
+  var unread = 0;
+  var queueHideTimer = null;
+
+  function showQueue(status, text) {
+    clearTimeout(queueHideTimer);
+    if (!text) {
+      queueEl.hidden = true;
+      queueEl.textContent = '';
+      return;
+    }
+    queueEl.setAttribute('data-status', status);
+    queueEl.textContent = text;
+    queueEl.hidden = false;
+    if (status === 'resolved') {
+      queueHideTimer = setTimeout(function () { queueEl.hidden = true; }, 15000);
+    }
+  }
+
+  function queueText(f) {
+    if (f.text) return String(f.text);
+    if (f.status === 'queued') {
+      if (typeof f.ahead === 'number' && f.ahead > 0) {
+        var t = '前面还有 ' + f.ahead + ' 位，请您稍候…';
+        if (typeof f.wait_seconds === 'number' && f.wait_seconds > 0) {
+          t = '前面还有 ' + f.ahead + ' 位，预计等待约 ' + Math.max(1, Math.round(f.wait_seconds / 60)) + ' 分钟';
+        }
+        return t;
+      }
+      return '正在为您转接人工客服，请稍候…';
+    }
+    if (f.status === 'claimed') return '客服' + (f.agent || '') + '已接入，请问有什么可以帮您？';
+    if (f.status === 'resolved') return '本次人工服务已结束，感谢您的耐心。还有问题可以随时留言哦～';
+    return '';
+  }
+
+  var STATUS_TEXT = {
+    idle: '未连接',
+    connecting: '连接中…',
+    open: '在线',
+    closed: '连接已断开，正在重新连接…'
+  };
+  function setStatus(state, text) {
+    statusEl.setAttribute('data-state', state);
+    statusEl.textContent = text || STATUS_TEXT[state] || '';
+  }
+
+  // Restore this tab's earlier log.
+  saved.log.forEach(function (m) { renderMessage(m); });
+  if (saved.queue && saved.queue.status !== 'resolved') showQueue(saved.queue.status, saved.queue.text);
+
+  // ---------------------------------------------------------------- connection
+  var ws = null;
+  var attempt = 0;
+  var reconnectTimer = null;
+  var openedAt = 0;
+  var wanted = false;      // the buyer opened the chat: keep a connection
+  var outbox = [];         // frames written while disconnected
+  var msgSeq = 0;
+
+  function connect() {
+    wanted = true;
+    if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) return;
+    clearTimeout(reconnectTimer);
+    reconnectTimer = null;
+    setStatus('connecting');
+    var sock;
+    try {
+      sock = new WebSocket(socketUrl());
+    } catch (e) {
+      scheduleReconnect();
+      return;
+    }
+    ws = sock;
+    sock.onopen = function () {
+      if (ws !== sock) return;
+      openedAt = Date.now();
+      setStatus('open');
+      while (outbox.length && sock.readyState === WebSocket.OPEN) sock.send(outbox.shift());
+    };
+    sock.onmessage = function (ev) {
+      if (ws !== sock) return;
+      var frame;
+      try { frame = JSON.parse(ev.data); } catch (e) { return; }
+      if (frame && typeof frame === 'object') handleFrame(frame);
+    };
+    sock.onclose = function () {
+      if (ws !== sock) return;
+      ws = null;
+      if (openedAt && Date.now() - openedAt > 5000) attempt = 0;
+      openedAt = 0;
+      if (wanted) scheduleReconnect();
+      else setStatus('idle');
+    };
+    sock.onerror = function () { /* onclose follows */ };
+  }
+
+  function scheduleReconnect() {
+    clearTimeout(reconnectTimer);
+    var base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempt));
+    var delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    delay = Math.min(delay, BACKOFF_MAX_MS);
+    attempt += 1;
+    var secs = Math.max(1, Math.round(delay / 1000));
+    setStatus('closed', '连接已断开，' + secs + ' 秒后重新连接…');
+    reconnectTimer = setTimeout(connect, delay);
+  }
+
+  window.addEventListener('online', function () {
+    if (wanted && !ws) { attempt = 0; connect(); }
+  });
+
+  function send(frame) {
+    var data = JSON.stringify(frame);
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(data);
+    } else {
+      outbox.push(data);
+      addNotice('网络连接中，消息将在连接恢复后发送', 'info');
+      connect();
+    }
+  }
+
+  // ---------------------------------------------------------------- frames
+  var ERROR_TEXT = {
+    bad_request: '消息没能发送成功，请稍后重试。',
+    too_large: '消息太长了，请精简后再发送（最多 ' + MAX_CHARS + ' 字）。',
+    rate_limited: '您发送得有点快，请稍等几秒再发哦。',
+    unavailable: '系统有点忙，刚才的消息可能没有送达，请稍后再试一次。'
+  };
+
+  function handleFrame(f) {
+    switch (f.type) {
+      case 'reply': {
+        var kind = typeof f.kind === 'string' ? f.kind : 'answer';
+        if (f.id !== undefined && f.id !== null) {
+          var key = String(f.conversation || '') + '#' + String(f.id);
+          if (seen.has(key)) return;
+          seen.add(key);
+        }
+        addMessage({
+          from: kind === 'agent' ? 'agent' : 'bot',
+          kind: kind,
+          text: f.text,
+          agent: f.agent,
+          at: f.at
+        });
+        break;
+      }
+      case 'queue': {
+        var status = String(f.status || '');
+        var text = queueText(f);
+        saved.queue = { status: status, text: text };
+        persist();
+        showQueue(status, text);
+        break;
+      }
+      case 'error': {
+        addNotice(ERROR_TEXT[f.code] || '出了点小问题，请稍后再试。', 'error');
+        break;
+      }
+      default:
+        // Unknown frame types are ignored (the contract may grow).
+        break;
+    }
+  }
+
+  // ---------------------------------------------------------------- input
+  function updateComposer() {
+    var len = input.value.length;
+    count.textContent = len + '/' + MAX_CHARS;
+    count.setAttribute('data-over', len > MAX_CHARS ? '1' : '0');
+    sendBtn.disabled = input.value.trim() === '' || len > MAX_CHARS;
+    input.style.height = 'auto';
+    input.style.height = Math.min(input.scrollHeight + 2, 96) + 'px';
+  }
+
+  function submit() {
+    var text = input.value.trim();
+    if (!text) return;
+    if (text.length > MAX_CHARS) text = text.slice(0, MAX_CHARS);
+    msgSeq += 1;
+    var id = 'w-' + msgSeq;
+    addMessage({ from: 'buyer', kind: 'message', text: text, at: new Date().toISOString() });
+    send({ type: 'message', text: text, id: id });
+    input.value = '';
+    updateComposer();
+    input.focus();
+  }
+
+  composer.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    submit();
+  });
+  input.addEventListener('input', updateComposer);
+  input.addEventListener('keydown', function (ev) {
+    // Enter sends; Shift+Enter is a new line; Enter while an IME is composing picks a word.
+    if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing && ev.keyCode !== 229) {
+      ev.preventDefault();
+      submit();
+    }
+  });
+
+  // ---------------------------------------------------------------- open / close
+  function open() {
+    mount();
+    panel.hidden = false;
+    launcher.hidden = true;
+    root.setAttribute('data-open', '1');
+    unread = 0;
+    badge.hidden = true;
+    saved.open = true;
+    persist();
+    storageSet('sessionStorage', activeKey, '1');
+    connect();
+    scrollToBottom();
+    setTimeout(function () { try { input.focus(); } catch (e) { /* ignore */ } }, 0);
+  }
+
+  function close() {
+    panel.hidden = true;
+    launcher.hidden = false;
+    root.removeAttribute('data-open');
+    saved.open = false;
+    persist();
+    launcher.focus();
+  }
+
+  launcher.addEventListener('click', open);
+  closeBtn.addEventListener('click', close);
+  panel.addEventListener('keydown', function (ev) {
+    if (ev.key === 'Escape') close();
+  });
+
+  // A tab that already chatted keeps its connection across the shop's pages, so agent
+  // replies arrive even while the panel is closed.
+  if (storageGet('sessionStorage', activeKey) === '1') {
+    if (saved.open) open();
+    else connect();
+  }
+
+  window.AutoresponderWidget = {
+    __loaded: true,
+    open: open,
+    close: close,
+    shop: shop,
+    buyer: buyer
+  };
+})();

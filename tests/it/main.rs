@@ -2,6 +2,7 @@
 //! real tokio-tungstenite clients. One binary with modules keeps link time down.
 
 mod agents;
+mod browser;
 mod buyer;
 mod crash;
 mod eval;

@@ -53,8 +53,7 @@ async fn a_complaint_typed_in_the_widget_is_answered_from_the_agent_console() {
     assert!(screenshots.join("shop.png").is_file());
     assert!(screenshots.join("agent.png").is_file());
     // What the browser did is in the store: the agent's reply, sent through the console.
-    let agent_lines: Vec<String> =
-        app.query("SELECT text FROM messages WHERE sender = 'agent'");
+    let agent_lines: Vec<String> = app.query("SELECT text FROM messages WHERE sender = 'agent'");
     assert!(!agent_lines.is_empty(), "{log}");
     let resolved: Vec<String> = app.query("SELECT status FROM handoffs");
     assert_eq!(resolved, ["resolved"], "{log}");

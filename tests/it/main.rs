@@ -9,3 +9,4 @@ mod eval;
 mod faq;
 mod helpers;
 mod limits;
+mod webhooks;

@@ -32,6 +32,10 @@ pub struct Limits {
     /// tokio-tungstenite read and write buffer size per connection, in bytes. Its default of
     /// 128 KiB each costs far more memory per idle connection than chat frames need.
     pub socket_buffer_bytes: usize,
+    /// Sustained frames per second per agent console (claims, replies, notes…).
+    pub agent_frames_per_second: f64,
+    /// Frames an agent console may send in a burst above that rate.
+    pub agent_frame_burst: u32,
 }
 
 impl Default for Limits {
@@ -45,6 +49,8 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(75),
             outbound_queue: 64,
             socket_buffer_bytes: 4 * 1024,
+            agent_frames_per_second: 20.0,
+            agent_frame_burst: 40,
         }
     }
 }
@@ -123,6 +129,8 @@ pub struct LimitsFile {
     pub idle_timeout_ms: Option<u64>,
     pub outbound_queue: Option<usize>,
     pub socket_buffer_bytes: Option<usize>,
+    pub agent_frames_per_second: Option<f64>,
+    pub agent_frame_burst: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +185,10 @@ impl ConfigFile {
         limits.idle_timeout = l.idle_timeout_ms.map_or(limits.idle_timeout, ms);
         limits.outbound_queue = l.outbound_queue.unwrap_or(limits.outbound_queue);
         limits.socket_buffer_bytes = l.socket_buffer_bytes.unwrap_or(limits.socket_buffer_bytes);
+        limits.agent_frames_per_second = l
+            .agent_frames_per_second
+            .unwrap_or(limits.agent_frames_per_second);
+        limits.agent_frame_burst = l.agent_frame_burst.unwrap_or(limits.agent_frame_burst);
         let w = self.webhooks;
         let hooks = &mut config.webhooks;
         hooks.timeout = w.timeout_ms.map_or(hooks.timeout, ms);

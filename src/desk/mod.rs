@@ -817,15 +817,11 @@ impl Desk {
     /// Tells each queued buyer whose place changed where they are now.
     fn tell_positions(&self, shop: &Shop, desk: &ShopDesk, queue: &mut ShopQueue) {
         let available = desk.available.load(Ordering::Relaxed);
-        let order: Vec<(String, String)> = queue
-            .queued()
-            .map(|c| (c.handoff.id.clone(), c.handoff.conversation.clone()))
-            .collect();
-        for (ahead, (id, conversation)) in order.into_iter().enumerate() {
-            if queue.tell(&id, ahead) {
-                let notice = notice(shop, ahead, available);
-                self.push_buyer(&conversation, BuyerPush::Queued(notice));
-            }
+        for (conversation, ahead) in queue.changed_places() {
+            self.push_buyer(
+                &conversation,
+                BuyerPush::Queued(notice(shop, ahead, available)),
+            );
         }
     }
 }

@@ -216,6 +216,22 @@ impl ShopQueue {
         }
     }
 
+    /// Records every queued case's current place; returns the conversations whose place
+    /// changed since their buyer was last told, with the new place. One pass, no allocation
+    /// for cases that did not move.
+    pub fn changed_places(&mut self) -> Vec<(String, usize)> {
+        let mut changed = Vec::new();
+        for (ahead, (_, _, id)) in self.order.iter().enumerate() {
+            if let Some(case) = self.queued.get_mut(id)
+                && case.told_ahead != Some(ahead)
+            {
+                case.told_ahead = Some(ahead);
+                changed.push((case.handoff.conversation.clone(), ahead));
+            }
+        }
+        changed
+    }
+
     /// Marks the first agent reply of a claimed case; true the first time.
     pub fn first_reply(&mut self, id: &str) -> bool {
         match self.claimed.get_mut(id) {

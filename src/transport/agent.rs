@@ -23,9 +23,6 @@ use super::wire::{AgentFrame, ErrorCode, ServerFrame, parse_agent_frame};
 use crate::desk::{DeskError, Presence};
 use crate::shop::Shop;
 
-/// Agents type fast and click a lot; still, a console is not a firehose.
-const AGENT_MESSAGES_PER_SECOND: f64 = 20.0;
-const AGENT_BURST: u32 = 40;
 /// How long a frame may wait for room in the console's outbound queue.
 const OUTBOUND_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -100,7 +97,7 @@ async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
         .await;
 
     let limits = app.limits.clone();
-    let mut limiter = RateLimiter::new(AGENT_MESSAGES_PER_SECOND, AGENT_BURST);
+    let mut limiter = RateLimiter::new(limits.agent_frames_per_second, limits.agent_frame_burst);
     let mut ping = tokio::time::interval(limits.ping_interval);
     ping.tick().await;
     let mut last_heard = Instant::now();

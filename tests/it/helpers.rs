@@ -293,6 +293,14 @@ impl Client {
         }
     }
 
+    /// Like `send_json`, but tolerates a server that has gone away.
+    pub async fn try_send_json(&mut self, value: Value) -> Result<(), ()> {
+        self.socket
+            .send(Message::text(value.to_string()))
+            .await
+            .map_err(|_| ())
+    }
+
     pub async fn send_json(&mut self, value: Value) {
         self.socket
             .send(Message::text(value.to_string()))

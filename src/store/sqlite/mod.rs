@@ -8,9 +8,11 @@
 //! crash of the process (`kill -9`); only a power loss may lose the last commits. A full queue
 //! makes callers wait (backpressure) rather than grow memory.
 //!
-//! Each operation is a closure run on the writer thread: writes inside a savepoint of their
-//! own (all or nothing within the shared transaction) and answered only once the batch has
-//! committed; reads answered at once.
+//! Each write is a closure run on the writer thread inside a savepoint of its own (all or
+//! nothing within the shared transaction), answered only once the batch has committed. Reads
+//! do not queue behind writes: they run on a small pool of read-only connections on the
+//! blocking thread pool, and see everything committed before they start (WAL lets readers
+//! and the writer work at once).
 
 mod conversations;
 mod handoffs;
@@ -19,8 +21,8 @@ mod schema;
 mod stats;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -51,9 +53,15 @@ enum Command {
     Shutdown,
 }
 
+/// Read connections kept open for reuse; more are opened when all are busy.
+const IDLE_READERS: usize = 4;
+
 pub struct SqliteStore {
     /// Cloned by nobody: every call sends on it directly, so the message path takes no lock.
     commands: mpsc::Sender<Command>,
+    /// Idle read connections; the lock is held only to take or return one.
+    readers: Arc<Mutex<Vec<Connection>>>,
+    busy_timeout: Duration,
     /// Set by `close`; later calls fail at once instead of queueing behind the shutdown.
     closed: AtomicBool,
     /// Only touched by `close`.
@@ -81,6 +89,8 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStore {
             commands,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            busy_timeout,
             closed: AtomicBool::new(false),
             writer: Mutex::new(Some(writer)),
             path: path.to_path_buf(),
@@ -127,23 +137,41 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
     }
 
-    /// Runs `f` in the batch's transaction, so it sees every write submitted before it.
+    /// Runs `f` on a read connection, off the writer thread and off the async runtime.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.submit(Box::new(move |tx: &mut Transaction| {
-            let result = f(tx);
-            Box::new(move |_committed: Result<(), &rusqlite::Error>| {
-                let _ = reply.send(result);
-            })
-        }))
-        .await?;
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer thread stopped".into()))?
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        }
+        let readers = self.readers.clone();
+        let (path, busy_timeout) = (self.path.clone(), self.busy_timeout);
+        tokio::task::spawn_blocking(move || {
+            let idle = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let connection = match idle {
+                Some(connection) => connection,
+                None => open_reader(&path, busy_timeout).map_err(unavailable)?,
+            };
+            let result = f(&connection);
+            let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < IDLE_READERS {
+                idle.push(connection);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("a read failed: {e}")))?
     }
+}
+
+fn open_reader(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(busy_timeout)?;
+    Ok(connection)
 }
 
 #[async_trait]

@@ -85,6 +85,8 @@ pub enum DeskError {
 
 struct ShopDesk {
     queue: Mutex<ShopQueue>,
+    /// How long a case takes from claim to resolve, learned (milliseconds; 0 = not yet).
+    handle_ms: AtomicU64,
     present: AtomicUsize,
     available: AtomicUsize,
     queued: AtomicUsize,
@@ -129,6 +131,7 @@ impl Desk {
             .or_insert_with(|| {
                 Arc::new(ShopDesk {
                     queue: Mutex::new(ShopQueue::default()),
+                    handle_ms: AtomicU64::new(0),
                     present: AtomicUsize::new(0),
                     available: AtomicUsize::new(0),
                     queued: AtomicUsize::new(0),
@@ -210,8 +213,7 @@ impl Desk {
 
     pub fn notice(&self, shop: &Shop, ahead: usize) -> QueueNotice {
         let desk = self.shop_desk(&shop.id);
-        let available = desk.available.load(Ordering::Relaxed);
-        notice(shop, ahead, available)
+        notice(shop, &desk, ahead)
     }
 
     /// Registers a buyer connection; pushes for the conversation arrive on the receiver.
@@ -262,7 +264,7 @@ impl Desk {
         self.announce(shop, &handoff).await;
         let mut queue = Self::lock(&desk);
         self.tell_positions(shop, &desk, &mut queue);
-        notice(shop, ahead, desk.available.load(Ordering::Relaxed))
+        notice(shop, &desk, ahead)
     }
 
     /// Sends a queued case to every console of the shop, if it is still queued by then.
@@ -565,7 +567,7 @@ impl Desk {
         let fresh = self.handoff_frame(&claimed).await.ok();
         let desk = self.shop_desk(&shop.id);
         let mut queue = Self::lock(&desk);
-        queue.claim(handoff, &agent.id);
+        queue.claim(handoff, &agent.id, now);
         if let (Some(frame), Some(live)) = (fresh, queue.agents.get(&agent.id)) {
             send_links(&live.links, &frame);
         }
@@ -614,7 +616,9 @@ impl Desk {
         self.outbox.notify_one();
         let desk = self.shop_desk(&shop.id);
         let mut queue = Self::lock(&desk);
-        queue.close(handoff);
+        if let Some(started) = queue.close(handoff).and_then(|c| c.claimed_at) {
+            learn_handle_time(&desk, (now - started).to_std().unwrap_or_default());
+        }
         let frame: Arc<str> = frames::resolved(handoff, &resolved.conversation).into();
         broadcast(&queue, &frame);
         self.push_buyer(
@@ -816,25 +820,38 @@ impl Desk {
 
     /// Tells each queued buyer whose place changed where they are now.
     fn tell_positions(&self, shop: &Shop, desk: &ShopDesk, queue: &mut ShopQueue) {
-        let available = desk.available.load(Ordering::Relaxed);
         for (conversation, ahead) in queue.changed_places() {
-            self.push_buyer(
-                &conversation,
-                BuyerPush::Queued(notice(shop, ahead, available)),
-            );
+            self.push_buyer(&conversation, BuyerPush::Queued(notice(shop, desk, ahead)));
         }
     }
 }
 
-fn notice(shop: &Shop, ahead: usize, available: usize) -> QueueNotice {
+/// A buyer's place and a rough wait: the cases up to theirs, shared among the agents taking
+/// cases, times how long a case takes (learned from resolved cases, else the shop's guess).
+fn notice(shop: &Shop, desk: &ShopDesk, ahead: usize) -> QueueNotice {
+    let available = desk.available.load(Ordering::Relaxed);
+    let learned = desk.handle_ms.load(Ordering::Relaxed);
+    let handle = if learned > 0 {
+        learned as f64 / 1000.0
+    } else {
+        shop.staff.handle_time.as_secs_f64()
+    };
     let wait_seconds = (available > 0).then(|| {
         let rounds = (ahead + 1) as f64 / available as f64;
-        (rounds * shop.staff.handle_time.as_secs_f64()).round() as u64
+        (rounds * handle).round() as u64
     });
     QueueNotice {
         ahead,
         wait_seconds,
     }
+}
+
+/// Moves the learned case length a fifth of the way towards a case just resolved.
+fn learn_handle_time(desk: &ShopDesk, took: Duration) {
+    let took = took.as_millis().clamp(1, u128::from(u32::MAX)) as u64;
+    let old = desk.handle_ms.load(Ordering::Relaxed);
+    let new = if old == 0 { took } else { (old * 4 + took) / 5 };
+    desk.handle_ms.store(new, Ordering::Relaxed);
 }
 
 fn send_links(links: &[AgentLink], frame: &Arc<str>) {

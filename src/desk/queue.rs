@@ -80,6 +80,8 @@ pub struct Case {
     pub handoff: Handoff,
     /// The `ahead` the buyer was last told, to tell only changes.
     pub told_ahead: Option<usize>,
+    /// When an agent took it (by this process), to learn how long a case takes.
+    pub claimed_at: Option<DateTime<Utc>>,
 }
 
 type Key = (u8, DateTime<Utc>, String);
@@ -121,6 +123,7 @@ impl ShopQueue {
             Case {
                 handoff,
                 told_ahead: None,
+                claimed_at: None,
             },
         );
     }
@@ -134,6 +137,7 @@ impl ShopQueue {
                 Case {
                     handoff,
                     told_ahead: None,
+                    claimed_at: None,
                 },
                 agent,
             ),
@@ -141,8 +145,9 @@ impl ShopQueue {
     }
 
     /// Moves a queued case to `agent`.
-    pub fn claim(&mut self, id: &str, agent: &str) -> Option<&Case> {
+    pub fn claim(&mut self, id: &str, agent: &str, at: DateTime<Utc>) -> Option<&Case> {
         let mut case = self.queued.remove(id)?;
+        case.claimed_at = Some(at);
         self.order.remove(&key(&case.handoff));
         case.handoff.status = HandoffStatus::Claimed;
         case.handoff.claimed_by = Some(agent.to_string());
@@ -332,7 +337,7 @@ mod tests {
         assert_eq!(order, ["angry", "old", "new"]);
         assert_eq!(ahead(&queue, "new"), 2);
 
-        queue.claim("angry", "mei").unwrap();
+        queue.claim("angry", "mei", Utc::now()).unwrap();
         assert_eq!(ahead(&queue, "new"), 1);
         assert_eq!(
             queue.standing("angry"),
@@ -340,7 +345,10 @@ mod tests {
                 agent: "mei".into()
             })
         );
-        assert!(queue.claim("angry", "lan").is_none(), "claimed once only");
+        assert!(
+            queue.claim("angry", "lan", Utc::now()).is_none(),
+            "claimed once only"
+        );
 
         let back = queue.close("angry").unwrap().handoff;
         queue.requeue(vec![back]);

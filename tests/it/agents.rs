@@ -292,7 +292,13 @@ async fn away_and_busy_follow_the_agents_presence_and_queue() {
 
 #[tokio::test]
 async fn a_complaint_left_waiting_is_announced_again() {
-    let app = TestApp::staffed().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!(
+        "\n[[webhook]]\nurl = \"http://{}/hook\"\nsecret = \"k\"\nevents = [\"handoff.escalated\"]\n",
+        listener.local_addr().unwrap()
+    );
+    let mut received = crate::webhooks::receiver(listener, "k");
+    let app = TestApp::launch(Setup::staffed(&hook)).await;
     let mut mei = app.agent("mei").await;
     let (_buyer, conversation) = complaining_buyer(&app, "esc", "你们就是骗子，我要投诉").await;
     let first = handoff_for(&mut mei, &conversation).await;
@@ -304,6 +310,11 @@ async fn a_complaint_left_waiting_is_announced_again() {
     assert_eq!(again["handoff"]["id"], first["handoff"]["id"]);
     let stored: Vec<Option<String>> = app.query("SELECT escalated_at FROM handoffs");
     assert!(stored[0].is_some());
+    // The shop's robot is told too.
+    let event = received.recv().await.unwrap();
+    assert_eq!(event.event, "handoff.escalated");
+    assert!(event.signature_ok);
+    assert_eq!(event.body["handoff"]["id"], first["handoff"]["id"]);
     app.shutdown().await;
 }
 

@@ -12,15 +12,15 @@ use crate::helpers::{PATIENCE, Setup, TestApp};
 
 /// One request the receiver got.
 #[derive(Debug)]
-struct Received {
-    key: String,
-    event: String,
-    signature_ok: bool,
-    body: Value,
+pub struct Received {
+    pub key: String,
+    pub event: String,
+    pub signature_ok: bool,
+    pub body: Value,
 }
 
 /// Serves a webhook receiver on `listener` that reports every request it accepts.
-fn receiver(
+pub fn receiver(
     listener: tokio::net::TcpListener,
     secret: &'static str,
 ) -> mpsc::UnboundedReceiver<Received> {

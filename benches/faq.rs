@@ -17,6 +17,10 @@ use autoresponder::normalize::normalize;
 use autoresponder::shop::Catalog;
 use autoresponder::shop::template::Template;
 
+#[path = "support/words.rs"]
+mod words;
+use words::Words;
+
 const QUESTIONS: &[&str] = &[
     "羊毛衫可以放洗衣机洗吗",
     "会员积分怎么用",
@@ -29,64 +33,6 @@ const QUESTIONS: &[&str] = &[
     "你们招聘客服吗",
     "明天会下雨吗",
 ];
-
-/// A small deterministic generator of shop-like questions, so every run builds the same
-/// knowledge base: real domain words (jieba's words of the shipped FAQ, drawn with a Zipf-like
-/// skew, as in real text) mixed with rarer synthetic product words.
-struct Words {
-    seed: u64,
-    common: Vec<String>,
-    rare: Vec<String>,
-}
-
-impl Words {
-    fn new(shop_texts: &[String]) -> Words {
-        let jieba = jieba_rs::Jieba::new();
-        let mut common: Vec<String> = shop_texts
-            .iter()
-            .flat_map(|t| jieba.cut(t, false).into_iter().map(|w| w.word.to_string()))
-            .filter(|w| w.chars().count() >= 2)
-            .collect();
-        common.sort();
-        common.dedup();
-        let mut words = Words {
-            seed: 0x0fa9,
-            common,
-            rare: Vec::new(),
-        };
-        for _ in 0..20_000 {
-            let word: String = (0..2)
-                .map(|_| char::from_u32(0x4E00 + words.next(3500) as u32).unwrap())
-                .collect();
-            words.rare.push(word);
-        }
-        words
-    }
-
-    fn next(&mut self, n: usize) -> usize {
-        self.seed = self
-            .seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.seed >> 33) as usize) % n
-    }
-
-    fn word(&mut self) -> String {
-        if self.next(10) < 6 {
-            // Squaring a uniform draw favours the first words: a few are very common.
-            let u = self.next(1 << 16) as f64 / f64::from(1 << 16);
-            let pick = ((u * u) * self.common.len() as f64) as usize;
-            self.common[pick].clone()
-        } else {
-            let pick = self.next(self.rare.len());
-            self.rare[pick].clone()
-        }
-    }
-
-    fn sentence(&mut self, words: usize) -> String {
-        (0..words).map(|_| self.word()).collect()
-    }
-}
 
 fn generated(
     entries: usize,

@@ -74,6 +74,12 @@ pub struct ServeConfig {
     pub webhooks: WebhookSettings,
     /// How often waiting high-priority cases are checked for escalation.
     pub escalation_check: Duration,
+    /// The SHA-256 (hex) of the admin token for `/api/admin/*`; none disables those.
+    pub admin_token_sha256: Option<String>,
+    /// Watch `intents/` and `index/` and reload on changes.
+    pub watch_rules: bool,
+    /// How long the folders must be quiet after a change before reloading.
+    pub reload_debounce: Duration,
 }
 
 impl Default for ServeConfig {
@@ -89,6 +95,9 @@ impl Default for ServeConfig {
             shutdown_grace: Duration::from_secs(5),
             webhooks: WebhookSettings::default(),
             escalation_check: Duration::from_secs(1),
+            admin_token_sha256: None,
+            watch_rules: true,
+            reload_debounce: Duration::from_millis(300),
         }
     }
 }
@@ -104,6 +113,9 @@ pub struct ConfigFile {
     pub database: Option<PathBuf>,
     pub database_busy_timeout_ms: Option<u64>,
     pub shutdown_grace_ms: Option<u64>,
+    pub admin_token_sha256: Option<String>,
+    pub watch_rules: Option<bool>,
+    pub reload_debounce_ms: Option<u64>,
     #[serde(default)]
     pub limits: LimitsFile,
     #[serde(default)]
@@ -175,6 +187,11 @@ impl ConfigFile {
             .database_busy_timeout_ms
             .map_or(config.database_busy_timeout, ms);
         config.shutdown_grace = self.shutdown_grace_ms.map_or(config.shutdown_grace, ms);
+        config.admin_token_sha256 = self
+            .admin_token_sha256
+            .or(config.admin_token_sha256.clone());
+        config.watch_rules = self.watch_rules.unwrap_or(config.watch_rules);
+        config.reload_debounce = self.reload_debounce_ms.map_or(config.reload_debounce, ms);
         let l = self.limits;
         let limits = &mut config.limits;
         limits.max_text_chars = l.max_text_chars.unwrap_or(limits.max_text_chars);

@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use serde_json::{Value, json};
+
 use crate::faq::FaqRule;
 use crate::responder::{Answerable, Decision, decide_with};
 use crate::shop::Shop;
@@ -70,6 +72,30 @@ pub struct Counts {
     pub true_positive: usize,
     pub false_positive: usize,
     pub false_negative: usize,
+}
+
+impl Counts {
+    pub fn precision(&self) -> f64 {
+        ratio(self.true_positive, self.true_positive + self.false_positive)
+    }
+
+    pub fn recall(&self) -> f64 {
+        ratio(self.true_positive, self.true_positive + self.false_negative)
+    }
+
+    /// How many cases carried the label.
+    pub fn support(&self) -> usize {
+        self.true_positive + self.false_negative
+    }
+}
+
+/// One way the shop misunderstood buyers: what the file expected, what the shop said, and
+/// how many lines went that way. Labels are comma-joined sets, as in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confusion {
+    pub expected: String,
+    pub got: String,
+    pub count: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -136,6 +162,23 @@ impl Report {
         self.correct as f64 / self.total as f64
     }
 
+    /// The confusions, most frequent first (then by expected and predicted label), so the
+    /// rule that costs most is at the top.
+    pub fn confusions(&self) -> Vec<Confusion> {
+        let mut list: Vec<Confusion> = self
+            .confusion
+            .iter()
+            .map(|((expected, got), &count)| Confusion {
+                expected: expected.clone(),
+                got: got.clone(),
+                count,
+            })
+            .collect();
+        // The map is ordered by (expected, got) already and the sort is stable.
+        list.sort_by_key(|c| std::cmp::Reverse(c.count));
+        list
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -144,12 +187,12 @@ impl Report {
             "label", "precision", "recall", "support", "tp", "fp", "fn"
         );
         for (label, c) in &self.per_label {
-            let precision = ratio(c.true_positive, c.true_positive + c.false_positive);
-            let recall = ratio(c.true_positive, c.true_positive + c.false_negative);
             let _ = writeln!(
                 out,
-                "{label:<18} {precision:>9.3} {recall:>7.3} {:>7} {:>5} {:>5} {:>5}",
-                c.true_positive + c.false_negative,
+                "{label:<18} {:>9.3} {:>7.3} {:>7} {:>5} {:>5} {:>5}",
+                c.precision(),
+                c.recall(),
+                c.support(),
                 c.true_positive,
                 c.false_positive,
                 c.false_negative
@@ -159,6 +202,10 @@ impl Report {
             let _ = writeln!(out, "\nmisses:");
             for miss in &self.misses {
                 let _ = writeln!(out, "  {miss}");
+            }
+            let _ = writeln!(out, "\nconfusions (expected → got, most frequent first):");
+            for c in self.confusions() {
+                let _ = writeln!(out, "  {} → {} ×{}", c.expected, c.got, c.count);
             }
         }
         if !self.unhanded.is_empty() {
@@ -201,6 +248,75 @@ impl Report {
             self.unhanded.len()
         );
         out
+    }
+
+    /// The report as one JSON object, for scripts and dashboards: overall accuracy,
+    /// per-label precision/recall/support, the FAQ figures (`null` when the file has no FAQ
+    /// lines), the `none` lines answered anyway (`null` without `none` lines), the confusions
+    /// most frequent first, every miss and every case that was not handed off.
+    pub fn to_json(&self) -> Value {
+        let per_intent: serde_json::Map<String, Value> = self
+            .per_label
+            .iter()
+            .map(|(label, c)| {
+                let figures = json!({
+                    "precision": c.precision(),
+                    "recall": c.recall(),
+                    "support": c.support(),
+                    "true_positive": c.true_positive,
+                    "false_positive": c.false_positive,
+                    "false_negative": c.false_negative,
+                });
+                (label.clone(), figures)
+            })
+            .collect();
+        let f = &self.faq;
+        let faq = (f.cases > 0).then(|| {
+            json!({
+                "cases": f.cases,
+                "served": f.served,
+                "top1_accuracy": f.served_accuracy(),
+                "ranked_first": f.ranked_first,
+                "ranked_first_rate": f.ranking_accuracy(),
+                "mrr": f.mrr(),
+                "mrr_depth": MRR_DEPTH,
+            })
+        });
+        let none_lines = (f.out_of_scope > 0).then(|| {
+            json!({
+                "total": f.out_of_scope,
+                "answered": f.false_answers,
+                "false_answer_rate": f.false_answer_rate(),
+            })
+        });
+        let confusions: Vec<Value> = self
+            .confusions()
+            .into_iter()
+            .map(|c| json!({ "expected": c.expected, "got": c.got, "count": c.count }))
+            .collect();
+        let misses = |list: &[Miss]| -> Vec<Value> {
+            list.iter()
+                .map(|m| {
+                    json!({
+                        "line": m.case.line,
+                        "expected": join(&m.case.expected),
+                        "got": join(&m.predicted),
+                        "message": m.case.message,
+                    })
+                })
+                .collect()
+        };
+        json!({
+            "total": self.total,
+            "correct": self.correct,
+            "accuracy": self.accuracy(),
+            "per_intent": per_intent,
+            "faq": faq,
+            "none_lines": none_lines,
+            "confusions": confusions,
+            "misses": misses(&self.misses),
+            "not_handed_off": misses(&self.unhanded),
+        })
     }
 }
 
@@ -388,4 +504,206 @@ pub fn explain(shop: &Shop, cases: &[Case]) -> Vec<String> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::shop::Catalog;
+
+    fn shipped_shop() -> std::sync::Arc<Shop> {
+        let intents = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents");
+        let catalog = Catalog::load(&intents).unwrap_or_else(|e| panic!("{e}"));
+        catalog.get("default").expect("the shipped shop").clone()
+    }
+
+    fn confusion(pairs: &[(&str, &str, usize)]) -> BTreeMap<(String, String), usize> {
+        pairs
+            .iter()
+            .map(|(expected, got, count)| ((expected.to_string(), got.to_string()), *count))
+            .collect()
+    }
+
+    fn listed(report: &Report) -> Vec<(String, String, usize)> {
+        report
+            .confusions()
+            .into_iter()
+            .map(|c| (c.expected, c.got, c.count))
+            .collect()
+    }
+
+    #[test]
+    fn confusions_are_listed_most_frequent_first_then_by_label() {
+        let report = Report {
+            confusion: confusion(&[
+                ("none", "faq:product_photos", 1),
+                ("bargain", "none", 3),
+                ("after_sale", "complaint", 3),
+                ("after_sale", "none", 2),
+            ]),
+            ..Report::default()
+        };
+        let owned = |l: &[(&str, &str, usize)]| -> Vec<(String, String, usize)> {
+            l.iter()
+                .map(|(e, g, c)| (e.to_string(), g.to_string(), *c))
+                .collect()
+        };
+        assert_eq!(
+            listed(&report),
+            owned(&[
+                ("after_sale", "complaint", 3),
+                ("bargain", "none", 3),
+                ("after_sale", "none", 2),
+                ("none", "faq:product_photos", 1),
+            ])
+        );
+    }
+
+    #[test]
+    fn evaluation_counts_each_confusion_and_the_human_report_lists_them() {
+        let shop = shipped_shop();
+        let cases = parse_cases(
+            "free_shipping\t包邮吗\n\
+             stock\t包邮吗\n\
+             # a comment line\n\
+             stock\t包邮吗？\n\
+             none\t质量太差了，我要投诉\n",
+        )
+        .unwrap();
+        let report = evaluate(&shop, &cases);
+        assert_eq!((report.total, report.correct), (4, 1));
+        assert_eq!(
+            listed(&report),
+            vec![
+                ("stock".to_string(), "free_shipping".to_string(), 2),
+                ("none".to_string(), "complaint".to_string(), 1),
+            ]
+        );
+        let text = report.render();
+        let section = text
+            .split("confusions (expected → got, most frequent first):\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no confusion section in:\n{text}"));
+        assert!(
+            section.starts_with("  stock → free_shipping ×2\n  none → complaint ×1\n"),
+            "{text}"
+        );
+        // The rest of the report is as it was.
+        assert!(text.contains("\nmisses:\n"), "{text}");
+        assert!(
+            text.ends_with("\naccuracy: 25.00% (1 of 4); not handed off: 0\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_perfect_file_has_no_confusion_section() {
+        let shop = shipped_shop();
+        let cases = parse_cases("free_shipping\t包邮吗\n").unwrap();
+        let report = evaluate(&shop, &cases);
+        assert!(report.confusions().is_empty());
+        assert!(
+            !report.render().contains("confusions"),
+            "{}",
+            report.render()
+        );
+    }
+
+    #[test]
+    fn the_json_report_has_accuracy_labels_confusions_and_every_miss() {
+        let shop = shipped_shop();
+        let cases = parse_cases(
+            "free_shipping\t包邮吗\n\
+             stock\t包邮吗\n\
+             none\t质量太差了，我要投诉\n",
+        )
+        .unwrap();
+        let json = evaluate(&shop, &cases).to_json();
+        assert_eq!(json["total"], 3);
+        assert_eq!(json["correct"], 1);
+        assert!((json["accuracy"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
+        let free_shipping = &json["per_intent"]["free_shipping"];
+        assert_eq!(free_shipping["support"], 1);
+        assert_eq!(free_shipping["true_positive"], 1);
+        assert_eq!(free_shipping["false_positive"], 1);
+        assert_eq!(free_shipping["precision"], 0.5);
+        assert_eq!(free_shipping["recall"], 1.0);
+        assert_eq!(json["per_intent"]["stock"]["recall"], 0.0);
+        // No `faq:` lines: no FAQ figures; one `none` line, answered (by a handoff).
+        assert!(json["faq"].is_null(), "{json:#}");
+        assert_eq!(
+            json["none_lines"],
+            json!({"total": 1, "answered": 1, "false_answer_rate": 1.0})
+        );
+        assert_eq!(
+            json["confusions"],
+            json!([
+                {"expected": "none", "got": "complaint", "count": 1},
+                {"expected": "stock", "got": "free_shipping", "count": 1},
+            ])
+        );
+        assert_eq!(
+            json["misses"],
+            json!([
+                {"line": 2, "expected": "stock", "got": "free_shipping", "message": "包邮吗"},
+                {"line": 3, "expected": "none", "got": "complaint",
+                 "message": "质量太差了，我要投诉"},
+            ])
+        );
+        assert_eq!(json["not_handed_off"], json!([]));
+    }
+
+    #[test]
+    fn the_json_report_has_the_faq_figures_when_the_file_has_faq_lines() {
+        let report = Report {
+            total: 4,
+            correct: 3,
+            faq: FaqFigures {
+                cases: 4,
+                ranked_first: 4,
+                served: 3,
+                reciprocal_rank_sum: 4.0,
+                out_of_scope: 0,
+                false_answers: 0,
+            },
+            ..Report::default()
+        };
+        let json = report.to_json();
+        assert_eq!(
+            json["faq"],
+            json!({
+                "cases": 4,
+                "served": 3,
+                "top1_accuracy": 0.75,
+                "ranked_first": 4,
+                "ranked_first_rate": 1.0,
+                "mrr": 1.0,
+                "mrr_depth": MRR_DEPTH,
+            })
+        );
+        assert!(json["none_lines"].is_null());
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = vec![
+            "accuracy",
+            "confusions",
+            "correct",
+            "faq",
+            "misses",
+            "none_lines",
+            "not_handed_off",
+            "per_intent",
+            "total",
+        ];
+        expected.sort_unstable();
+        let mut keys = keys;
+        keys.sort_unstable();
+        assert_eq!(keys, expected);
+    }
 }

@@ -3,6 +3,8 @@
 //! Buyers talk to it over websocket; it answers from the shop's intent files and hands
 //! after-sale requests and complaints to human agents. See ARCHITECTURE.md for the map.
 
+pub mod chat;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod conversation;
@@ -11,6 +13,7 @@ pub mod eval;
 pub mod faq;
 pub mod intents;
 pub mod normalize;
+pub mod reload;
 pub mod responder;
 pub mod shop;
 pub mod store;
@@ -26,7 +29,7 @@ use tokio::net::TcpListener;
 
 use crate::clock::SharedClock;
 use crate::config::ServeConfig;
-use crate::shop::Catalog;
+use crate::reload::{RuleSources, Rules};
 use crate::store::SqliteStore;
 use crate::transport::App;
 
@@ -46,29 +49,43 @@ pub async fn run(
 
 /// Loads everything the service needs; blocking file and database work runs off the runtime.
 pub async fn build(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<Arc<App>> {
-    let (intents, index, on_disk) = (
-        config.intents.clone(),
-        config.index.clone(),
-        config.faq_on_disk.clone(),
-    );
+    let sources = RuleSources {
+        intents: config.intents.clone(),
+        index: config.index.clone(),
+        faq_on_disk: config.faq_on_disk.clone(),
+    };
+    let admin_token_sha256 = match &config.admin_token_sha256 {
+        None => None,
+        Some(hex_hash) => {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(hex_hash.trim(), &mut hash).map_err(|_| {
+                anyhow::anyhow!("the admin token hash must be 64 hex digits (its SHA-256)")
+            })?;
+            Some(hash)
+        }
+    };
     // Building FAQ indexes is CPU work: keep it off the async runtime.
-    let catalog = tokio::task::spawn_blocking(move || {
-        Catalog::load_with_faq(&intents, Some(&index), on_disk.as_deref())
-    })
-    .await?
-    .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
+    let loading = sources.clone();
+    let catalog = tokio::task::spawn_blocking(move || loading.load(1))
+        .await?
+        .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
+    let rules = Rules::new(sources, &catalog, 1);
+    rules.catch_hangup();
     let database = config.database.clone();
     let busy_timeout = config.database_busy_timeout;
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&database, busy_timeout))
         .await?
         .with_context(|| format!("cannot open the database {}", config.database.display()))?;
     tracing::info!(shops = catalog.len(), database = %config.database.display(), "loaded");
-    let app = Arc::new(App::new(
+    let mut app = App::new(
         catalog,
+        rules,
         Arc::new(store),
         clock,
         config.limits.clone(),
-    ));
+    );
+    app.admin_token_sha256 = admin_token_sha256;
+    let app = Arc::new(app);
     // Cases open before a stop or a crash are back in the queue (or with their agent).
     let catalog = app.catalog.load_full();
     app.desk

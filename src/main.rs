@@ -33,6 +33,45 @@ enum Command {
     /// Print a new random agent token and the `token_sha256` line for `agents.toml`. Give the
     /// token to the agent; only its hash goes in the file.
     AgentToken,
+    /// Check the shops' intent and FAQ files before buyers see them: load errors, keywords
+    /// that conflict or never win, FAQ entries an intent or another entry takes first, and
+    /// replies that break the house rules. Exits 1 on errors (and on warnings with --strict).
+    Check(CheckArgs),
+    /// A console that answers typed buyer messages exactly as the service would, to try a
+    /// shop's rules: replies with their kind and intent, handoffs, and `/time` to see away
+    /// and busy notices. `/help` inside lists the commands.
+    Chat(ChatArgs),
+}
+
+#[derive(clap::Args)]
+struct ChatArgs {
+    /// The shop to talk to (`/shop ID` switches inside).
+    #[arg(long, default_value = "default")]
+    shop: String,
+    /// Folder of shop intent files.
+    #[arg(long, env = "AUTORESPONDER_INTENTS", default_value = "intents")]
+    intents: PathBuf,
+    /// Folder of the FAQ knowledge base.
+    #[arg(long, env = "AUTORESPONDER_INDEX", default_value = "index")]
+    index: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The folder holding `intents/` and `index/` [default: the current folder].
+    dir: Option<PathBuf>,
+    /// Folder of shop intent files [default: DIR/intents].
+    #[arg(long)]
+    intents: Option<PathBuf>,
+    /// Folder of the FAQ knowledge base [default: DIR/index].
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// `human` (one `file:line: severity[rule]: message` line per finding) or `json`.
+    #[arg(long, default_value = "human", value_parser = ["human", "json"])]
+    format: String,
+    /// Fail on warnings too, not only on errors.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(clap::Args)]
@@ -55,6 +94,9 @@ struct ServeArgs {
     /// Build FAQ indexes in files under this folder instead of in RAM.
     #[arg(long, env = "AUTORESPONDER_FAQ_ON_DISK")]
     faq_on_disk: Option<PathBuf>,
+    /// The SHA-256 (64 hex digits) of the admin token for /api/admin/*.
+    #[arg(long, env = "AUTORESPONDER_ADMIN_TOKEN_SHA256")]
+    admin_token_sha256: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -96,6 +138,10 @@ struct EvalArgs {
     /// Print the FAQ's best three entries, with confidence and margin, for every line.
     #[arg(long)]
     explain: bool,
+    /// Print one JSON object instead of the tables: accuracy, precision/recall/support per
+    /// label, the FAQ figures, the confusions and every miss.
+    #[arg(long, conflicts_with_all = ["explain", "sweep"])]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -105,6 +151,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Eval(args) => run_eval(args),
         Command::Unmatched(args) => list_unmatched(args),
+        Command::Check(args) => run_check(args),
+        Command::Chat(args) => autoresponder::chat::run(&args.shop, &args.intents, &args.index)
+            .map(|()| ExitCode::SUCCESS),
         Command::AgentToken => {
             let token = format!(
                 "{}{}",
@@ -136,6 +185,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.index = args.index.unwrap_or(config.index);
     config.database = args.database.unwrap_or(config.database);
     config.faq_on_disk = args.faq_on_disk.or(config.faq_on_disk);
+    config.admin_token_sha256 = args.admin_token_sha256.or(config.admin_token_sha256);
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
@@ -182,7 +232,11 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let cases =
         eval::parse_cases(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let report = eval::evaluate(shop, &cases);
-    print!("{}", report.render());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.render());
+    }
     if args.explain {
         println!("\nFAQ ranking per line: label | best (confidence, margin) | 2nd | 3rd");
         for line in eval::explain(shop, &cases) {
@@ -213,6 +267,24 @@ fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    // Paths are printed as given, so the default stays relative: `intents/default/…`.
+    let dir = args.dir.unwrap_or_default();
+    let intents = args.intents.unwrap_or_else(|| dir.join("intents"));
+    let index = args.index.unwrap_or_else(|| dir.join("index"));
+    let report = autoresponder::check::check(&intents, &index);
+    if args.format == "json" {
+        println!("{}", report.render_json());
+    } else {
+        print!("{}", report.render_human());
+    }
+    Ok(if report.fails(args.strict) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn list_unmatched(args: UnmatchedArgs) -> anyhow::Result<ExitCode> {

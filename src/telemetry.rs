@@ -46,6 +46,10 @@ pub struct Metrics {
     /// The shops' service figures over the last 24 hours (see `/api/stats`), by shop and
     /// figure; refreshed when scraped.
     pub kpi: GaugeVec,
+    /// Rule reloads, by result (ok, error).
+    pub reloads: IntCounterVec,
+    /// Mistakes found by the last reload; 0 when the files on disk are what serves.
+    pub rule_errors: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -134,6 +138,19 @@ impl Metrics {
             &["shop", "figure"],
         )
         .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "autoresponder_rule_reloads_total",
+                "Rule reloads, by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let rule_errors = prometheus::IntGauge::new(
+            "autoresponder_rule_errors",
+            "Mistakes found in the rule files by the last reload (the previous rules serve).",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(buyer_messages.clone()),
@@ -146,6 +163,8 @@ impl Metrics {
             Box::new(agents_online.clone()),
             Box::new(human_first_response.clone()),
             Box::new(kpi.clone()),
+            Box::new(reloads.clone()),
+            Box::new(rule_errors.clone()),
         ] {
             registry
                 .register(collector)
@@ -164,6 +183,8 @@ impl Metrics {
             agents_online,
             human_first_response,
             kpi,
+            reloads,
+            rule_errors,
         }
     }
 

@@ -3,6 +3,7 @@
 //! Only this module knows axum, websockets and JSON frames; it turns frames into calls to the
 //! responder and the store, and their results back into frames.
 
+mod admin;
 mod agent;
 mod auth;
 mod buyer;
@@ -25,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::SharedClock;
 use crate::config::{Limits, ServeConfig};
 use crate::desk::Desk;
+use crate::reload::Rules;
 use crate::shop::Catalog;
 use crate::store::Store;
 use crate::telemetry::Metrics;
@@ -39,6 +41,10 @@ pub struct App {
     pub metrics: Metrics,
     /// The human side: queue, agents, links to buyers.
     pub desk: Arc<Desk>,
+    /// Where the rules come from, and how the last reload went.
+    pub rules: Rules,
+    /// The SHA-256 of the admin token, if one is configured.
+    pub admin_token_sha256: Option<[u8; 32]>,
     pub limits: Limits,
     /// Cancelled when the service shuts down; connections close themselves on it.
     pub shutdown: CancellationToken,
@@ -48,9 +54,17 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(catalog: Catalog, store: Arc<dyn Store>, clock: SharedClock, limits: Limits) -> App {
+    pub fn new(
+        catalog: Catalog,
+        rules: Rules,
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        limits: Limits,
+    ) -> App {
         let metrics = Metrics::new();
         App {
+            rules,
+            admin_token_sha256: None,
             catalog: ArcSwap::from_pointee(catalog),
             desk: Desk::new(store.clone(), clock.clone(), metrics.clone()),
             store,
@@ -75,6 +89,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(http::healthz))
         .route("/metrics", get(http::metrics))
         .route("/api/stats", get(http::stats))
+        .route("/api/admin/status", get(admin::status))
+        .route("/api/admin/reload", axum::routing::post(admin::reload))
         .route("/", get(pages::shop))
         .route("/agent", get(pages::agent))
         .route("/widget.js", get(pages::widget))
@@ -108,6 +124,11 @@ pub async fn serve(
     );
     app.tracker
         .spawn(escalations(app.clone(), config.escalation_check));
+    app.tracker.spawn(crate::reload::on_hangup(app.clone()));
+    if config.watch_rules {
+        app.tracker
+            .spawn(crate::reload::watch(app.clone(), config.reload_debounce));
+    }
     let stopping = app.shutdown.clone();
     let served = axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown(async move { stopping.cancelled().await })

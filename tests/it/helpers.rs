@@ -30,10 +30,15 @@ pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// The admin token of every test service.
+pub const ADMIN_TOKEN: &str = "admin-token";
+
 pub struct TestApp {
     pub address: std::net::SocketAddr,
     pub clock: ManualClock,
     pub database: PathBuf,
+    /// The test's own copy of the shops, which a test may edit.
+    pub intents: PathBuf,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     dir: Option<tempfile::TempDir>,
@@ -144,9 +149,10 @@ impl TestApp {
     pub async fn launch(setup: Setup) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("test.db");
+        let intents = shops_in(dir.path(), setup.agents.as_deref());
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
-            intents: shops_in(dir.path(), setup.agents.as_deref()),
+            intents: intents.clone(),
             index: repo_path("index"),
             faq_on_disk: None,
             database: database.clone(),
@@ -155,6 +161,11 @@ impl TestApp {
             shutdown_grace: Duration::from_secs(5),
             webhooks: setup.webhooks,
             escalation_check: setup.escalation_check,
+            admin_token_sha256: Some(hex::encode(autoresponder::shop::staff::token_hash(
+                ADMIN_TOKEN,
+            ))),
+            watch_rules: true,
+            reload_debounce: Duration::from_millis(50),
         };
         let clock = ManualClock::new(at(ON_DUTY));
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
@@ -172,6 +183,7 @@ impl TestApp {
             address,
             clock,
             database,
+            intents,
             stop: Some(stop),
             server: Some(server),
             dir: Some(dir),
@@ -210,6 +222,11 @@ impl TestApp {
         http_get(self.address, path).await
     }
 
+    /// A request with any method, headers given as full lines ("Authorization: Bearer x").
+    pub async fn http(&self, method: &str, path: &str, headers: &[&str]) -> (u16, String) {
+        http_request(self.address, method, path, headers).await
+    }
+
     /// Stops the service the way SIGTERM does and waits until it has finished. Returns the
     /// temporary folder so a test can still read the database afterwards.
     pub async fn shutdown(mut self) -> tempfile::TempDir {
@@ -237,9 +254,22 @@ impl TestApp {
 
 /// A minimal HTTP/1.1 GET, enough for health, metrics and refused upgrades.
 pub async fn http_get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    http_request(address, "GET", path, &[]).await
+}
+
+/// A minimal HTTP/1.1 request without a body.
+pub async fn http_request(
+    address: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: 0\r\n{extra}\r\n"
+    );
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     tokio::time::timeout(PATIENCE, stream.read_to_end(&mut response))

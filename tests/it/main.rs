@@ -9,4 +9,5 @@ mod eval;
 mod faq;
 mod helpers;
 mod limits;
+mod reload;
 mod webhooks;

@@ -1,0 +1,293 @@
+//! Hot reload: operators edit `intents/` and `index/`, and the new rules serve a moment later,
+//! without a restart and without ever taking the shop down.
+//!
+//! A reload loads and validates everything off the async runtime (FAQ indexes included),
+//! then swaps the whole catalogue atomically: a buyer's next message uses the new rules,
+//! conversations keep their state (it lives with the conversation, not the rules). A broken
+//! edit never takes effect: the old rules keep serving, and the errors (file and line) are
+//! logged, shown by `GET /api/admin/status` and counted in `/metrics`.
+//!
+//! Triggers: a change under the watched folders (debounced), `SIGHUP`, and
+//! `POST /api/admin/reload`. One reload runs at a time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::shop::Catalog;
+use crate::transport::App;
+
+/// Where the rules come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSources {
+    pub intents: PathBuf,
+    pub index: PathBuf,
+    /// Build FAQ indexes in files under this folder (a fresh sub-folder per load, so a
+    /// reload never writes under an index that is serving).
+    pub faq_on_disk: Option<PathBuf>,
+}
+
+impl RuleSources {
+    /// Loads every shop, for load number `generation`. Blocking: call it off the runtime.
+    pub fn load(&self, generation: u64) -> Result<Catalog, crate::shop::LoadErrors> {
+        let on_disk = self
+            .faq_on_disk
+            .as_ref()
+            .map(|dir| dir.join(format!("gen-{generation}")));
+        let catalog = Catalog::load_with_faq(&self.intents, Some(&self.index), on_disk.as_deref());
+        if let Some(dir) = &self.faq_on_disk {
+            // Keep only the generation now serving (or the previous one, if this load failed);
+            // files still mapped by a reader stay readable until it lets go.
+            let keep = if catalog.is_ok() {
+                generation
+            } else {
+                generation.saturating_sub(1)
+            };
+            remove_other_generations(dir, keep);
+        }
+        catalog
+    }
+}
+
+fn remove_other_generations(dir: &Path, keep: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let keep = format!("gen-{keep}");
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("gen-") && name != keep {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The outcome of the last reload, for operators.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadOutcome {
+    pub at: DateTime<Utc>,
+    pub trigger: String,
+    pub ok: bool,
+    /// Each mistake as `file:line:column: message`.
+    pub errors: Vec<String>,
+    pub took_ms: u64,
+}
+
+/// What operators see at `/api/admin/status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RulesStatus {
+    /// When the rules now serving were loaded.
+    pub loaded_at: DateTime<Utc>,
+    pub shops: Vec<String>,
+    pub generation: u64,
+    /// Reloads attempted since start.
+    pub reloads: u64,
+    pub last_reload: Option<ReloadOutcome>,
+}
+
+/// The rules' sources and reload state, shared by the triggers.
+pub struct Rules {
+    pub sources: RuleSources,
+    generation: AtomicU64,
+    status: std::sync::Mutex<RulesStatus>,
+    /// One reload at a time; a trigger during a reload waits for it, then reloads again.
+    running: tokio::sync::Mutex<()>,
+    /// SIGHUP, listened for from the moment the rules are loaded (before the service says it
+    /// is listening), so an early signal reloads instead of killing the process.
+    #[cfg(unix)]
+    hangup: std::sync::Mutex<Option<tokio::signal::unix::Signal>>,
+}
+
+impl Rules {
+    pub fn new(sources: RuleSources, catalog: &Catalog, generation: u64) -> Rules {
+        Rules {
+            sources,
+            generation: AtomicU64::new(generation),
+            status: std::sync::Mutex::new(RulesStatus {
+                loaded_at: Utc::now(),
+                shops: catalog.ids().map(str::to_string).collect(),
+                generation,
+                reloads: 0,
+                last_reload: None,
+            }),
+            running: tokio::sync::Mutex::new(()),
+            #[cfg(unix)]
+            hangup: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Starts catching SIGHUP; `on_hangup` then reloads on each. Needs the async runtime.
+    pub fn catch_hangup(&self) {
+        #[cfg(unix)]
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(signal) => *self.hangup.lock().unwrap_or_else(|p| p.into_inner()) = Some(signal),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with POST /api/admin/reload")
+            }
+        }
+    }
+
+    pub fn status(&self) -> RulesStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Loads the rules again and swaps them in if they are valid.
+pub async fn reload(app: &Arc<App>, trigger: &str) -> ReloadOutcome {
+    let rules = &app.rules;
+    let _one = rules.running.lock().await;
+    let generation = rules.generation.fetch_add(1, Ordering::Relaxed) + 1;
+    let sources = rules.sources.clone();
+    let started = Instant::now();
+    // Rebuilding a large FAQ takes seconds of CPU; it runs on its own low-priority thread
+    // (the index's writer threads inherit the priority), so conversations keep their cores.
+    let (done, loaded) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("rules-reload".into())
+        .spawn(move || {
+            lower_this_threads_priority();
+            let _ = done.send(sources.load(generation));
+        });
+    let loaded = match spawned {
+        Ok(_) => loaded.await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let took_ms = started.elapsed().as_millis() as u64;
+    let mut outcome = ReloadOutcome {
+        at: Utc::now(),
+        trigger: trigger.to_string(),
+        ok: false,
+        errors: Vec::new(),
+        took_ms,
+    };
+    match loaded {
+        Ok(Ok(catalog)) => {
+            let shops: Vec<String> = catalog.ids().map(str::to_string).collect();
+            let previous = app.catalog.swap(Arc::new(catalog));
+            // Freeing a large FAQ index takes milliseconds: not on a thread serving buyers.
+            tokio::task::spawn_blocking(move || drop(previous));
+            outcome.ok = true;
+            let mut status = rules.status.lock().unwrap_or_else(|p| p.into_inner());
+            status.loaded_at = outcome.at;
+            status.shops = shops;
+            status.generation = generation;
+            tracing::info!(trigger, took_ms, "the rules were reloaded");
+        }
+        Ok(Err(errors)) => {
+            outcome.errors = errors.0.iter().map(ToString::to_string).collect();
+            tracing::error!(
+                trigger,
+                "the edited rules have errors; the previous rules keep serving:\n{errors}"
+            );
+        }
+        Err(e) => {
+            outcome.errors = vec![format!("the reload failed: {e}")];
+            tracing::error!(error = %e, "the reload failed; the previous rules keep serving");
+        }
+    }
+    let result = if outcome.ok { "ok" } else { "error" };
+    app.metrics.reloads.with_label_values(&[result]).inc();
+    app.metrics.rule_errors.set(outcome.errors.len() as i64);
+    let mut status = rules.status.lock().unwrap_or_else(|p| p.into_inner());
+    status.reloads += 1;
+    status.last_reload = Some(outcome.clone());
+    outcome
+}
+
+/// Makes the calling thread (and threads it starts) yield the CPU to the service's own.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments; `0` names the calling thread on
+    // Linux, whose nice value is per thread and inherited by threads it creates.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
+/// Reloads on SIGHUP until shutdown (once `Rules::catch_hangup` was called).
+pub async fn on_hangup(app: Arc<App>) {
+    #[cfg(unix)]
+    {
+        let taken = app
+            .rules
+            .hangup
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(mut hangups) = taken else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = app.shutdown.cancelled() => return,
+                received = hangups.recv() => {
+                    if received.is_none() {
+                        return;
+                    }
+                    reload(&app, "SIGHUP").await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    app.shutdown.cancelled().await;
+}
+
+/// Watches the rule folders and reloads once changes have settled for `debounce`.
+pub async fn watch(app: Arc<App>, debounce: Duration) {
+    use notify::{RecursiveMode, Watcher};
+    let (changed, mut changes) = mpsc::channel::<()>(1);
+    let ignored = app.rules.sources.faq_on_disk.clone();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if event.kind.is_access() {
+            return;
+        }
+        // The on-disk FAQ indexes are written by reloads themselves.
+        let ours = |p: &PathBuf| ignored.as_ref().is_some_and(|dir| p.starts_with(dir));
+        if event.paths.iter().all(ours) && !event.paths.is_empty() {
+            return;
+        }
+        // A full channel already holds a pending change: nothing is lost by dropping this.
+        let _ = changed.try_send(());
+    });
+    let mut watcher = match watcher {
+        Ok(watcher) => watcher,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the rule folders; reload with SIGHUP");
+            return;
+        }
+    };
+    for dir in [&app.rules.sources.intents, &app.rules.sources.index] {
+        if let Err(e) = watcher.watch(dir, RecursiveMode::Recursive) {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot watch a rule folder");
+        }
+    }
+    loop {
+        tokio::select! {
+            _ = app.shutdown.cancelled() => return,
+            change = changes.recv() => if change.is_none() { return },
+        }
+        // Editors write a file in several steps: wait until the folder is quiet.
+        loop {
+            tokio::select! {
+                _ = app.shutdown.cancelled() => return,
+                change = tokio::time::timeout(debounce, changes.recv()) => match change {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_) => break,
+                },
+            }
+        }
+        reload(&app, "files changed").await;
+    }
+}

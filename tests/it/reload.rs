@@ -1,0 +1,148 @@
+//! Hot reload: an operator's edit serves on the next message, a broken edit never does.
+
+use serde_json::Value;
+
+use crate::helpers::{ADMIN_TOKEN, PATIENCE, TestApp};
+
+const BEARER: &str = "Authorization: Bearer admin-token";
+
+async fn status(app: &TestApp) -> Value {
+    let (code, body) = app.http("GET", "/api/admin/status", &[BEARER]).await;
+    assert_eq!(code, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Waits (bounded) until the watcher has finished its reload number `attempts`. Nothing else
+/// signals a reload to the test, so it asks the status page.
+async fn reloaded(app: &TestApp, attempts: u64) -> Value {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let status = status(app).await;
+            let done = status["last_reload"]["trigger"] == "files changed"
+                && status["reloads"].as_u64().unwrap() >= attempts;
+            if done {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the edit is picked up")
+}
+
+#[tokio::test]
+async fn an_edit_serves_on_the_next_message_and_a_broken_edit_never_does() {
+    let app = TestApp::start().await;
+    let mut buyer = app.buyer("operator-test").await.welcomed().await;
+    let first = buyer.ask("能便宜点吗", "1", "answer").await;
+    let before = buyer.ask("测试口令", "2", "fallback").await;
+    assert_eq!(before[0]["kind"], "fallback");
+
+    // The operator adds an intent; the watcher reloads; the same connection gets it.
+    let file = app.intents.join("default/zz_operator.toml");
+    std::fs::write(
+        &file,
+        "[[intent]]\nname = \"password\"\nkeywords = [\"测试口令\"]\nreplies = [\"口令正确，欢迎参加活动～\"]\n",
+    )
+    .unwrap();
+    let status = reloaded(&app, 1).await;
+    assert_eq!(status["last_reload"]["ok"], true, "{status}");
+    let after = buyer.ask("测试口令", "3", "answer").await;
+    assert_eq!(after[0]["intent"], "password");
+    assert_eq!(after[0]["text"], "口令正确，欢迎参加活动～");
+    // The conversation kept its state: the bargaining ladder goes on climbing.
+    let second = buyer.ask("能便宜点吗", "4", "answer").await;
+    assert_ne!(first[0]["text"], second[0]["text"]);
+
+    // A broken edit: the error names file and line, and the old rules keep serving.
+    std::fs::write(
+        &file,
+        "[[intent]]\nname = \"password\"\nkeywords = [\"测试口令\"\nreplies = [\"x\"]\n",
+    )
+    .unwrap();
+    let status = reloaded(&app, 2).await;
+    assert_eq!(status["last_reload"]["ok"], false, "{status}");
+    let errors = status["last_reload"]["errors"].to_string();
+    assert!(errors.contains("zz_operator.toml:4"), "{errors}");
+    assert_eq!(
+        status["generation"], 2,
+        "the serving rules are still the second load"
+    );
+    let still = buyer.ask("测试口令", "5", "answer").await;
+    assert_eq!(still[0]["text"], "口令正确，欢迎参加活动～");
+    let (_, metrics) = app.http_get("/metrics").await;
+    assert!(metrics.contains("autoresponder_rule_reloads_total{result=\"error\"} 1"));
+    assert!(
+        !metrics.contains("autoresponder_rule_errors 0"),
+        "{metrics}"
+    );
+
+    // Fixed, and reloaded on request rather than by the watcher.
+    std::fs::remove_file(&file).unwrap();
+    let (code, body) = app.http("POST", "/api/admin/reload", &[BEARER]).await;
+    assert_eq!(code, 200, "{body}");
+    let gone = buyer.ask("测试口令", "6", "fallback").await;
+    assert_eq!(gone[0]["kind"], "fallback");
+    let (_, metrics) = app.http_get("/metrics").await;
+    assert!(metrics.contains("autoresponder_rule_errors 0"), "{metrics}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_admin_endpoints_need_the_admin_token() {
+    let app = TestApp::start().await;
+    assert_eq!(app.http_get("/api/admin/status").await.0, 401);
+    let wrong = "Authorization: Bearer token-mei";
+    assert_eq!(app.http("POST", "/api/admin/reload", &[wrong]).await.0, 401);
+    let (code, _) = app
+        .http_get(&format!("/api/admin/status?token={ADMIN_TOKEN}"))
+        .await;
+    assert_eq!(code, 200);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let intents = dir.path().join("intents/default");
+    std::fs::create_dir_all(&intents).unwrap();
+    for file in std::fs::read_dir(crate::helpers::repo_path("intents/default")).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, intents.join(file.file_name().unwrap())).unwrap();
+    }
+    let hash = hex::encode(autoresponder::shop::staff::token_hash(ADMIN_TOKEN));
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!("watch_rules = false\nadmin_token_sha256 = \"{hash}\"\n"),
+    )
+    .unwrap();
+    let database = dir.path().join("hup.db");
+    let (child, address) = crate::crash::start_service(dir.path(), &database).await;
+    let address: std::net::SocketAddr = address.parse().unwrap();
+    std::fs::write(
+        intents.join("zz_operator.toml"),
+        "[[intent]]\nname = \"password\"\nkeywords = [\"测试口令\"]\nreplies = [\"口令正确\"]\n",
+    )
+    .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let (_, body) =
+                crate::helpers::http_request(address, "GET", "/api/admin/status", &[BEARER]).await;
+            let status: Value = serde_json::from_str(&body).unwrap();
+            if status["reloads"] == 1 {
+                return status;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("SIGHUP reloads");
+    assert_eq!(status["last_reload"]["trigger"], "SIGHUP");
+    assert_eq!(status["last_reload"]["ok"], true);
+}

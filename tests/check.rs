@@ -316,6 +316,18 @@ fn long_replies_count_variables() {
 }
 
 #[test]
+fn expired_answers_are_reported_where_their_end_is_written() {
+    check_case(
+        "expired-answer",
+        &[
+            ("index/shop/promotions.jsonl", 1, "warning", "expired-answer"),
+            ("intents/shop/presale.toml", 11, "warning", "expired-answer"),
+        ],
+        0,
+    );
+}
+
+#[test]
 fn warnings_fail_only_when_strict() {
     let dir = format!("{FIXTURES}/one-character-reply");
     check_command().args(["check", &dir]).assert().code(0);

@@ -15,6 +15,7 @@ mod keyword_conflicts;
 pub mod report;
 mod sources;
 mod style;
+mod validity;
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +49,7 @@ pub fn check(intents: &Path, index: &Path) -> Report {
         let faq_folder = index.join(&id);
         let sources = ShopSources::read(&folder, Some(&faq_folder));
         style::check(&sources, &mut report);
+        validity::check(&sources, chrono::Utc::now(), &mut report);
         let faq = FaqSource {
             folder: Some(&faq_folder),
             on_disk: None,

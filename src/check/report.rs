@@ -42,10 +42,11 @@ pub enum Rule {
     GiftPromise,
     OffPlatformContact,
     LongReply,
+    ExpiredAnswer,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 12] = [
+    pub const ALL: [Rule; 13] = [
         Rule::Load,
         Rule::DuplicateKeyword,
         Rule::ShadowedKeyword,
@@ -58,6 +59,7 @@ impl Rule {
         Rule::GiftPromise,
         Rule::OffPlatformContact,
         Rule::LongReply,
+        Rule::ExpiredAnswer,
     ];
 
     pub fn id(self) -> &'static str {
@@ -74,6 +76,7 @@ impl Rule {
             Rule::GiftPromise => "gift-promise",
             Rule::OffPlatformContact => "off-platform-contact",
             Rule::LongReply => "long-reply",
+            Rule::ExpiredAnswer => "expired-answer",
         }
     }
 

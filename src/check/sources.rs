@@ -354,7 +354,14 @@ fn string_item(file: usize, value: &Spanned<DeValue>) -> Option<Item> {
 /// The strings of an array value; anything else is the loader's to report.
 fn strings(file: usize, value: Option<&Spanned<DeValue>>) -> Vec<Item> {
     match value.map(Spanned::get_ref) {
-        Some(DeValue::Array(items)) => items.iter().filter_map(|v| string_item(file, v)).collect(),
+        // A reply may also be a table with its `text` and validity.
+        Some(DeValue::Array(items)) => items
+            .iter()
+            .filter_map(|v| match v.get_ref() {
+                DeValue::Table(t) => t.get("text").and_then(|text| string_item(file, text)),
+                _ => string_item(file, v),
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }

@@ -17,6 +17,9 @@ pub struct EntrySpec {
     pub alternatives: Vec<String>,
     pub answer: String,
     pub tags: Vec<String>,
+    /// The time the answer may be sent in (RFC 3339), e.g. until a promotion ends.
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
     /// Where the entry was written, for errors found later (bad template, duplicate id).
     pub file: PathBuf,
     pub line: usize,
@@ -39,6 +42,8 @@ struct RawEntry {
     answer: String,
     #[serde(default)]
     tags: Vec<String>,
+    valid_from: Option<String>,
+    valid_until: Option<String>,
 }
 
 /// Reads every FAQ file in `folder`; a missing folder is an empty FAQ.
@@ -102,6 +107,8 @@ fn spec(raw: RawEntry, file: &Path, line: usize) -> EntrySpec {
         alternatives: raw.alternatives,
         answer: raw.answer,
         tags: raw.tags,
+        valid_from: raw.valid_from,
+        valid_until: raw.valid_until,
         file: file.to_path_buf(),
         line,
     }

@@ -104,6 +104,27 @@ pub fn decide(shop: &Shop, canonical: &str) -> Decision {
 /// answerable intent is answered in order of appearance; the FAQ is asked when no intent
 /// matched, or when a matched intent defers to it, and answers if `faq_rule` accepts it.
 pub fn decide_with(shop: &Shop, normalized: &str, faq_rule: Option<FaqRule>) -> Decision {
+    classify(shop, normalized, faq_rule, None)
+}
+
+/// Classifies a canonical message as the service does at `now`: answers whose every
+/// wording has expired (or is not valid yet) do not count, so a promotion's answer
+/// disappears by itself when the promotion ends.
+pub fn decide_at(shop: &Shop, canonical: &str, now: DateTime<Utc>) -> Decision {
+    classify(
+        shop,
+        canonical,
+        shop.faq.as_ref().map(|f| f.rule()),
+        Some(now),
+    )
+}
+
+fn classify(
+    shop: &Shop,
+    normalized: &str,
+    faq_rule: Option<FaqRule>,
+    now: Option<DateTime<Utc>>,
+) -> Decision {
     let hits = shop.intents.detect(normalized);
     let complaint = shop
         .complaints
@@ -126,15 +147,23 @@ pub fn decide_with(shop: &Shop, normalized: &str, faq_rule: Option<FaqRule>) -> 
         return Decision::Handoff(intent);
     }
     let mut intents: Vec<usize> = hits.iter().map(|h| h.intent).collect();
+    if let Some(now) = now {
+        intents.retain(|&i| match &shop.actions[i] {
+            Action::Answer(variants) => variants.any_valid(now),
+            _ => true,
+        });
+    }
     if intents.len() > 1 {
         intents.retain(|&i| !shop.intents.intent(i).yield_to_others);
     }
     let defers = |i: &usize| shop.intents.intent(*i).defer_to_faq;
     let faq_answer = match (&shop.faq, faq_rule) {
         (Some(faq), Some(rule)) if intents.is_empty() || intents.iter().any(defers) => faq
-            .rank(normalized, 2)
+            .rank(normalized, 3)
             .into_iter()
-            .next()
+            .find(|hit| {
+                now.is_none_or(|now| faq.entries()[hit.entry].answer.validity.contains(now))
+            })
             .filter(|best| rule.accepts(best)),
         _ => None,
     };
@@ -203,7 +232,7 @@ pub fn respond_staffed(
     staffing: Staffing,
 ) -> Response {
     let normalized = shop.canonical(text);
-    let decision = decide(shop, &normalized);
+    let decision = decide_at(shop, &normalized, now);
     let vars = Vars::new(shop, now, &normalized);
     let mut replies = Vec::with_capacity(2);
 
@@ -371,7 +400,10 @@ fn render_next(
     vars: &Vars,
 ) -> String {
     let previous = state.last_variant.get(key).copied();
-    let (index, template): (usize, &Template) = variants.next_after(previous);
+    // `decide_at` only picks answers with a valid wording; templates are always valid.
+    let (index, template): (usize, &Template) = variants
+        .next_valid_after(previous, vars.now())
+        .unwrap_or_else(|| variants.next_after(previous));
     if variants.len() > 1 {
         match state.last_variant.get_mut(key) {
             Some(slot) => *slot = index,

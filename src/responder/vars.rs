@@ -25,6 +25,10 @@ impl<'a> Vars<'a> {
         }
     }
 
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
     /// The shop-local date, for once-a-day notices.
     pub fn local_date(&self) -> chrono::NaiveDate {
         self.local.date_naive()
@@ -66,13 +70,7 @@ impl VarSource for Vars<'_> {
             }
             Var::Back => {
                 if let Duty::Away { back: Some(back) } = shop.schedule.duty_at(self.now) {
-                    let days = (back.date_naive() - self.local.date_naive()).num_days();
-                    match days {
-                        0 => {}
-                        1 => out.push_str("明天"),
-                        _ => out.push_str(weekday_name(back.weekday())),
-                    }
-                    out.push_str(&back.format("%H:%M").to_string());
+                    write_back(back, self.local.date_naive(), out);
                 }
             }
             Var::Peak => {
@@ -84,6 +82,19 @@ impl VarSource for Vars<'_> {
     }
 }
 
+/// When agents are back, as a buyer reads it on `today`: "13:00", "明天09:00", "周四09:00"
+/// within the coming week, and the date ("10月8日09:00") after a long holiday, where a
+/// weekday name would point at the wrong week.
+fn write_back(back: DateTime<Tz>, today: chrono::NaiveDate, out: &mut String) {
+    match (back.date_naive() - today).num_days() {
+        0 => {}
+        1 => out.push_str("明天"),
+        2..=6 => out.push_str(weekday_name(back.weekday())),
+        _ => out.push_str(&format!("{}月{}日", back.month(), back.day())),
+    }
+    out.push_str(&back.format("%H:%M").to_string());
+}
+
 fn weekday_name(day: chrono::Weekday) -> &'static str {
     match day {
         chrono::Weekday::Mon => "周一",
@@ -93,5 +104,35 @@ fn weekday_name(day: chrono::Weekday) -> &'static str {
         chrono::Weekday::Fri => "周五",
         chrono::Weekday::Sat => "周六",
         chrono::Weekday::Sun => "周日",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{NaiveDate, TimeZone};
+
+    use super::*;
+
+    fn check(today: &str, back: &str, expected: &str) {
+        let today = NaiveDate::parse_from_str(today, "%Y-%m-%d").unwrap();
+        let back = chrono::NaiveDateTime::parse_from_str(back, "%Y-%m-%d %H:%M").unwrap();
+        let back = chrono_tz::Asia::Shanghai
+            .from_local_datetime(&back)
+            .unwrap();
+        let mut out = String::new();
+        write_back(back, today, &mut out);
+        assert_eq!(out, expected, "today {today}, back {back}");
+    }
+
+    #[test]
+    fn back_reads_as_a_time_a_weekday_or_after_a_long_holiday_a_date() {
+        check("2026-11-26", "2026-11-26 13:00", "13:00");
+        check("2026-11-26", "2026-11-27 09:00", "明天09:00");
+        check("2026-11-28", "2026-11-30 09:00", "周一09:00");
+        // From Saturday 3 October, Thursday 8 October is still this week.
+        check("2026-10-03", "2026-10-08 09:00", "周四09:00");
+        // From 1 October a weekday name would be ambiguous: the date is said instead.
+        check("2026-10-01", "2026-10-08 09:00", "10月8日09:00");
+        check("2026-09-30", "2026-10-08 09:00", "10月8日09:00");
     }
 }

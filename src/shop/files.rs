@@ -20,6 +20,8 @@ pub struct ShopFile {
     pub hours: HoursFile,
     #[serde(default)]
     pub peak: Vec<PeakFile>,
+    #[serde(default)]
+    pub calendar: CalendarFile,
     pub shipping: ShippingFile,
     pub free_shipping: Option<FreeShippingFile>,
     pub bargain: BargainFile,
@@ -73,6 +75,25 @@ pub struct PeakFile {
     pub name: String,
     pub start: Text,
     pub end: Text,
+    /// Service hours on the dates the event touches; absent: the ordinary hours.
+    pub hours: Option<Vec<Text>>,
+    /// Whether the `busy` notice is sent during the event; absent: yes.
+    pub busy: Option<bool>,
+}
+
+/// Public holidays and make-up working days: dates ("2026-10-01") or inclusive ranges
+/// ("2026-10-01..2026-10-07"), shop-local.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarFile {
+    #[serde(default)]
+    pub holidays: Vec<Text>,
+    #[serde(default)]
+    pub workdays: Vec<Text>,
+    /// Absent: closed all day on holidays.
+    pub holiday_hours: Option<Vec<Text>>,
+    /// Absent: Monday's hours.
+    pub workday_hours: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,7 +178,7 @@ pub struct IntentFile {
     #[serde(default)]
     pub yield_to_others: bool,
     #[serde(default)]
-    pub replies: Vec<Text>,
+    pub replies: Vec<ReplyFile>,
     pub handoff: Option<Text>,
     #[serde(default)]
     pub ladder: bool,
@@ -165,6 +186,37 @@ pub struct IntentFile {
     /// Ask the FAQ first; its confident answer replaces this intent's generic one.
     #[serde(default)]
     pub defer_to_faq: bool,
+}
+
+/// One reply variant as written, with where it was written.
+pub type ReplyFile = Spanned<RawReply>;
+
+/// A reply text, or a text with the time it may be sent in.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a reply text, or a table { text = \"…\", valid_from = \"…\", valid_until = \"…\" }"
+)]
+pub enum RawReply {
+    Plain(String),
+    Dated(DatedReply),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatedReply {
+    pub text: String,
+    pub valid_from: Option<String>,
+    pub valid_until: Option<String>,
+}
+
+impl RawReply {
+    pub fn text(&self) -> &str {
+        match self {
+            RawReply::Plain(text) => text,
+            RawReply::Dated(dated) => &dated.text,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Weekday};
 use chrono_tz::Tz;
 
+use super::calendar::{Calendar, DateSpan};
 use super::error::{LoadError, SourceFile, files_with_extensions, read_source};
-use super::files::{ComplaintsFile, FaqRuleFile, IntentsFile, ShopFile, SynonymsFile, Text};
+use super::files::{
+    ComplaintsFile, FaqRuleFile, IntentsFile, RawReply, ReplyFile, ShopFile, SynonymsFile, Text,
+};
 use super::schedule::{MinuteRange, Peak, Schedule};
 use super::shipping::{Region, Shipping};
 use super::staff::{STAFF_FILE, load_staff};
-use super::template::{Template, Variants};
+use super::template::{Template, Validity, Variants};
 use super::{Action, Ladder, Shop, TemplateName, Templates};
 use crate::faq::{FaqEntry, FaqIndex, FaqRule, load_entries};
 use crate::intents::complaints::{ComplaintLexicon, LexiconSpec, TermSpec};
@@ -95,8 +98,9 @@ pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<Lo
         errors: &mut errors,
         synonyms,
     };
-    let schedule = ctx.schedule(&shop_src, &shop_file);
-    let shipping = ctx.shipping(&shop_src, &shop_file);
+    let calendar = ctx.calendar(&shop_src, &shop_file.calendar);
+    let schedule = ctx.schedule(&shop_src, &shop_file, &calendar);
+    let shipping = ctx.shipping(&shop_src, &shop_file, calendar);
     let ladder = ctx.ladder(&shop_src, &shop_file);
     let templates = ctx.templates(&shop_src, &shop_file);
     let negators: Vec<String> = ctx.normalized_all(&shop_src, &shop_file.matching.negators);
@@ -266,8 +270,34 @@ impl Context<'_> {
                     spec.id
                 )));
             }
+            let mut validity = Validity::default();
+            for (key, text, slot) in [
+                ("valid_from", &spec.valid_from, &mut validity.from),
+                ("valid_until", &spec.valid_until, &mut validity.until),
+            ] {
+                if let Some(text) = text {
+                    match DateTime::parse_from_rfc3339(text) {
+                        Ok(t) => *slot = Some(t.to_utc()),
+                        Err(e) => self.errors.push(at(format!(
+                            "entry \"{}\": {key}: expected a time like \"2026-11-11T00:00:00+08:00\": {e}",
+                            spec.id
+                        ))),
+                    }
+                }
+            }
+            if let (Some(from), Some(until)) = (validity.from, validity.until)
+                && from >= until
+            {
+                self.errors.push(at(format!(
+                    "entry \"{}\": `valid_from` must be before `valid_until`",
+                    spec.id
+                )));
+            }
             let answer = match Template::parse(&spec.answer) {
-                Ok(t) => Some(t),
+                Ok(mut t) => {
+                    t.validity = validity;
+                    Some(t)
+                }
                 Err(e) => {
                     self.errors
                         .push(at(format!("entry \"{}\": answer: {}", spec.id, e.message)));
@@ -333,6 +363,52 @@ impl Context<'_> {
         Variants::new(templates)
     }
 
+    /// An intent's reply variants, each with the time it may be sent in.
+    fn replies(&mut self, src: &SourceFile, replies: &[ReplyFile]) -> Option<Variants> {
+        // Errors inside a text point into it for a plain string; for a table, at the table.
+        let texts: Vec<Text> = replies
+            .iter()
+            .map(|r| Text::new(r.span(), r.get_ref().text().to_string()))
+            .collect();
+        let validity: Vec<Validity> = replies
+            .iter()
+            .zip(&texts)
+            .map(|(reply, at)| match reply.get_ref() {
+                RawReply::Plain(_) => Validity::default(),
+                RawReply::Dated(dated) => {
+                    let spanned =
+                        |t: &Option<String>| t.as_ref().map(|t| Text::new(reply.span(), t.clone()));
+                    let (from, until) = (spanned(&dated.valid_from), spanned(&dated.valid_until));
+                    self.validity(src, at, from.as_ref(), until.as_ref())
+                }
+            })
+            .collect();
+        Some(
+            self.variants(src, "replies", &texts)?
+                .with_validity(validity),
+        )
+    }
+
+    fn validity(
+        &mut self,
+        src: &SourceFile,
+        at: &Text,
+        from: Option<&Text>,
+        until: Option<&Text>,
+    ) -> Validity {
+        let validity = Validity {
+            from: from.and_then(|t| self.instant(src, t)),
+            until: until.and_then(|t| self.instant(src, t)),
+        };
+        if let (Some(from), Some(until)) = (validity.from, validity.until)
+            && from >= until
+        {
+            self.errors
+                .push(src.error_at(at.span(), "`valid_from` must be before `valid_until`"));
+        }
+        validity
+    }
+
     fn normalized_all(&mut self, src: &SourceFile, texts: &[Text]) -> Vec<String> {
         texts
             .iter()
@@ -381,7 +457,49 @@ impl Context<'_> {
         }
     }
 
-    fn schedule(&mut self, src: &SourceFile, file: &ShopFile) -> Option<Schedule> {
+    /// The `[calendar]` dates; a date may be a holiday or a make-up working day, not both.
+    fn calendar(&mut self, src: &SourceFile, file: &super::files::CalendarFile) -> Calendar {
+        let holidays: Vec<DateSpan> = file
+            .holidays
+            .iter()
+            .filter_map(|t| self.date_span(src, t))
+            .collect();
+        let only_holidays = Calendar::new(holidays.clone(), Vec::new());
+        let mut workdays = Vec::new();
+        for text in &file.workdays {
+            let Some(span) = self.date_span(src, text) else {
+                continue;
+            };
+            if let Some(date) = only_holidays.first_holiday_in(span) {
+                self.errors.push(src.error_at(
+                    text.span(),
+                    format!(
+                        "{date} is a holiday and a make-up working day; \
+                         list it in `holidays` or in `workdays`, not both"
+                    ),
+                ));
+            }
+            workdays.push(span);
+        }
+        Calendar::new(holidays, workdays)
+    }
+
+    fn date_span(&mut self, src: &SourceFile, text: &Text) -> Option<DateSpan> {
+        match DateSpan::parse(text.get_ref()) {
+            Ok(span) => Some(span),
+            Err(e) => {
+                self.errors.push(src.error_at(text.span(), e));
+                None
+            }
+        }
+    }
+
+    fn schedule(
+        &mut self,
+        src: &SourceFile,
+        file: &ShopFile,
+        calendar: &Calendar,
+    ) -> Option<Schedule> {
         let timezone: Option<Tz> = match file.timezone.get_ref().parse() {
             Ok(tz) => Some(tz),
             Err(_) => {
@@ -406,8 +524,18 @@ impl Context<'_> {
             self.ranges(src, &h.sun),
         ];
         let meal_breaks = self.ranges(src, &h.meal_breaks);
+        let c = &file.calendar;
+        let holiday_hours = c
+            .holiday_hours
+            .as_deref()
+            .map_or_else(Vec::new, |h| self.ranges(src, h));
+        let workday_hours = match c.workday_hours.as_deref() {
+            Some(h) => self.ranges(src, h),
+            None => week[0].clone(),
+        };
         let mut peaks = Vec::new();
         for peak in &file.peak {
+            let hours = peak.hours.as_deref().map(|h| self.ranges(src, h));
             if let (Some(start), Some(end)) =
                 (self.instant(src, &peak.start), self.instant(src, &peak.end))
             {
@@ -421,6 +549,8 @@ impl Context<'_> {
                     name: peak.name.clone(),
                     start,
                     end,
+                    hours,
+                    busy: peak.busy.unwrap_or(true),
                 });
             }
         }
@@ -429,10 +559,18 @@ impl Context<'_> {
             week,
             meal_breaks,
             peaks,
+            calendar: calendar.clone(),
+            holiday_hours,
+            workday_hours,
         })
     }
 
-    fn shipping(&mut self, src: &SourceFile, file: &ShopFile) -> Option<Shipping> {
+    fn shipping(
+        &mut self,
+        src: &SourceFile,
+        file: &ShopFile,
+        calendar: Calendar,
+    ) -> Option<Shipping> {
         let s = &file.shipping;
         if *s.cutoff_hour.get_ref() > 24 {
             self.errors.push(src.error_at(
@@ -480,6 +618,7 @@ impl Context<'_> {
             s.courier.clone(),
             *s.cutoff_hour.get_ref(),
             working_days,
+            calendar,
             s.default_days.clone(),
             s.default_region.clone(),
             dispatch_today?,
@@ -620,7 +759,7 @@ impl Context<'_> {
             if intent.replies.is_empty() {
                 Some(Action::Handoff(None))
             } else {
-                self.variants(src, "replies", &intent.replies)
+                self.replies(src, &intent.replies)
                     .map(|v| Action::Handoff(Some(v)))
             }
         } else if intent.replies.is_empty() {
@@ -632,8 +771,7 @@ impl Context<'_> {
             ));
             None
         } else {
-            self.variants(src, "replies", &intent.replies)
-                .map(Action::Answer)
+            self.replies(src, &intent.replies).map(Action::Answer)
         };
         if self.errors.len() > before {
             return None;

@@ -1,10 +1,11 @@
-//! A shop as the responder needs it: settings, schedule, shipping table, bargaining ladder,
-//! reply templates and the compiled intents, loaded from `intents/<shop>/`.
+//! A shop as the responder needs it: settings, calendar, schedule, shipping table, bargaining
+//! ladder, reply templates and the compiled intents, loaded from `intents/<shop>/`.
 //!
 //! Loading validates everything an operator can get wrong (syntax, unknown keys, unknown
 //! template variables, bad times, intents with nothing to match or say) and reports each
 //! mistake with file and line. A loaded `Shop` is immutable and shared behind an `Arc`.
 
+pub mod calendar;
 mod error;
 mod files;
 mod load;

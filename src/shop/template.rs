@@ -70,6 +70,27 @@ enum Segment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     segments: Vec<Segment>,
+    /// When this wording may be sent (a promotion's answer disappears by itself).
+    pub validity: Validity,
+}
+
+/// The time an answer may be sent in; both ends optional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Validity {
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Exclusive.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Validity {
+    pub fn contains(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.from.is_none_or(|from| from <= now) && self.until.is_none_or(|until| now < until)
+    }
+
+    /// True once the end has passed: the answer will never be sent again.
+    pub fn expired(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.until.is_some_and(|until| until <= now)
+    }
 }
 
 /// Why a template text could not be parsed; the offset is in bytes from the text's start.
@@ -137,7 +158,10 @@ impl Template {
         if !literal.is_empty() {
             segments.push(Segment::Text(literal));
         }
-        Ok(Template { segments })
+        Ok(Template {
+            segments,
+            validity: Validity::default(),
+        })
     }
 
     pub fn uses(&self, var: Var) -> bool {
@@ -182,6 +206,32 @@ impl Variants {
     pub fn next_after(&self, previous: Option<usize>) -> (usize, &Template) {
         let index = previous.map_or(0, |p| (p + 1) % self.0.len());
         (index, &self.0[index])
+    }
+
+    /// Like `next_after`, skipping variants not valid at `now`; `None` when none is.
+    pub fn next_valid_after(
+        &self,
+        previous: Option<usize>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<(usize, &Template)> {
+        let start = previous.map_or(0, |p| p + 1);
+        (0..self.0.len())
+            .map(|step| (start + step) % self.0.len())
+            .map(|index| (index, &self.0[index]))
+            .find(|(_, template)| template.validity.contains(now))
+    }
+
+    /// True when at least one variant may be sent at `now`.
+    pub fn any_valid(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.0.iter().any(|t| t.validity.contains(now))
+    }
+
+    /// Sets each variant's validity, in order.
+    pub fn with_validity(mut self, validity: impl IntoIterator<Item = Validity>) -> Variants {
+        for (template, validity) in self.0.iter_mut().zip(validity) {
+            template.validity = validity;
+        }
+        self
     }
 
     pub fn get(&self, index: usize) -> &Template {

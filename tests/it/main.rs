@@ -4,6 +4,7 @@
 mod agents;
 mod browser;
 mod buyer;
+mod calendar;
 mod crash;
 mod eval;
 mod faq;

@@ -146,3 +146,31 @@ async fn sighup_reloads_the_rules() {
     assert_eq!(status["last_reload"]["trigger"], "SIGHUP");
     assert_eq!(status["last_reload"]["ok"], true);
 }
+
+#[tokio::test]
+async fn a_promotion_answer_disappears_by_itself_when_it_ends() {
+    let app = TestApp::start().await;
+    std::fs::write(
+        app.intents.join("default/zz_promo.toml"),
+        "[[intent]]\nname = \"promo\"\nkeywords = [\"双12活动\"]\nreplies = [\n  \
+         { text = \"双12当天全店满300减40，12日24点结束哦～\", valid_until = \"2026-12-13T00:00:00+08:00\" },\n]\n",
+    )
+    .unwrap();
+    let (code, body) = app.http("POST", "/api/admin/reload", &[BEARER]).await;
+    assert_eq!(code, 200, "{body}");
+
+    let mut buyer = app.buyer("promo-fan").await.welcomed().await;
+    let during = buyer.ask("双12活动有优惠吗", "1", "answer").await;
+    assert_eq!(during[0]["intent"], "promo");
+
+    app.clock
+        .set(crate::helpers::at("2026-12-14T10:00:00+08:00"));
+    let (after, _) = {
+        buyer.say("双12活动有优惠吗", "2").await;
+        buyer
+            .until(|f| f["in_reply_to"] == "2" && f["kind"] != "welcome")
+            .await
+    };
+    assert_ne!(after["intent"], "promo", "{after}");
+    app.shutdown().await;
+}

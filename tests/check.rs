@@ -320,7 +320,12 @@ fn expired_answers_are_reported_where_their_end_is_written() {
     check_case(
         "expired-answer",
         &[
-            ("index/shop/promotions.jsonl", 1, "warning", "expired-answer"),
+            (
+                "index/shop/promotions.jsonl",
+                1,
+                "warning",
+                "expired-answer",
+            ),
             ("intents/shop/presale.toml", 11, "warning", "expired-answer"),
         ],
         0,

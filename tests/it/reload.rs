@@ -50,6 +50,24 @@ async fn an_edit_serves_on_the_next_message_and_a_broken_edit_never_does() {
     let after = buyer.ask("测试口令", "3", "answer").await;
     assert_eq!(after[0]["intent"], "password");
     assert_eq!(after[0]["text"], "口令正确，欢迎参加活动～");
+    // The operator rewords an existing reply: the next message gets the new wording.
+    let presale = app.intents.join("default/presale.toml");
+    let text = std::fs::read_to_string(&presale).unwrap();
+    let old_reply = "全店满{threshold}元就包邮哦，不满的话运费在下单页会自动显示。偏远地区可能需要补一点运费，请您理解～";
+    assert!(
+        text.contains(old_reply),
+        "the shipped reply changed; update this test"
+    );
+    std::fs::write(
+        &presale,
+        text.replace(old_reply, "新版回复：满{threshold}元包邮～"),
+    )
+    .unwrap();
+    reloaded(&app, 2).await;
+    // First time this buyer asks, so the first variant (the reworded one) is sent.
+    let reworded = buyer.ask("包邮吗", "3b", "answer").await;
+    assert_eq!(reworded[0]["text"], "新版回复：满99元包邮～");
+
     // The conversation kept its state: the bargaining ladder goes on climbing.
     let second = buyer.ask("能便宜点吗", "4", "answer").await;
     assert_ne!(first[0]["text"], second[0]["text"]);
@@ -60,13 +78,13 @@ async fn an_edit_serves_on_the_next_message_and_a_broken_edit_never_does() {
         "[[intent]]\nname = \"password\"\nkeywords = [\"测试口令\"\nreplies = [\"x\"]\n",
     )
     .unwrap();
-    let status = reloaded(&app, 2).await;
+    let status = reloaded(&app, 3).await;
     assert_eq!(status["last_reload"]["ok"], false, "{status}");
     let errors = status["last_reload"]["errors"].to_string();
     assert!(errors.contains("zz_operator.toml:4"), "{errors}");
     assert_eq!(
-        status["generation"], 2,
-        "the serving rules are still the second load"
+        status["generation"], 3,
+        "the serving rules are still the third load"
     );
     let still = buyer.ask("测试口令", "5", "answer").await;
     assert_eq!(still[0]["text"], "口令正确，欢迎参加活动～");

@@ -592,6 +592,17 @@ impl Desk {
         handoff: &str,
     ) -> Result<(), DeskError> {
         let now = self.clock.now();
+        // Only a case open in this agent's own shop: ids are not secrets between shops.
+        let known = {
+            let desk = self.shop_desk(&shop.id);
+            let queue = Self::lock(&desk);
+            queue.standing(handoff).is_some()
+        };
+        if !known {
+            return Err(DeskError::NotFound(format!(
+                "no open case {handoff} in this shop"
+            )));
+        }
         let events = webhook::events_for(shop, "handoff.resolved", now, |body| {
             body["handoff"] = serde_json::json!({"id": handoff});
             body["agent"] = serde_json::json!({"id": agent.id, "name": agent.name});
@@ -608,11 +619,6 @@ impl Desk {
                 return Err(DeskError::NotFound(format!("no case {handoff}")));
             }
         };
-        if resolved.shop != *shop.id {
-            return Err(DeskError::NotFound(format!(
-                "no case {handoff} in this shop"
-            )));
-        }
         self.outbox.notify_one();
         let desk = self.shop_desk(&shop.id);
         let mut queue = Self::lock(&desk);

@@ -333,6 +333,9 @@ async fn agents_need_a_valid_token_and_errors_name_the_problem() {
     mei.send_json(json!({"type": "reply", "conversation": "c", "text": "hi"}))
         .await;
     assert_eq!(mei.next_of("error").await["code"], "not_found");
+    mei.send_json(json!({"type": "resolve", "handoff": "another-shops-case"}))
+        .await;
+    assert_eq!(mei.next_of("error").await["code"], "not_found");
     mei.send_json(json!({"type": "dance"})).await;
     assert_eq!(mei.next_of("error").await["code"], "bad_request");
     app.shutdown().await;

@@ -36,6 +36,11 @@ pub struct Limits {
     pub agent_frames_per_second: f64,
     /// Frames an agent console may send in a burst above that rate.
     pub agent_frame_burst: u32,
+    /// Open websocket connections in all; past it new ones get HTTP 503.
+    pub max_connections: usize,
+    /// Open websocket connections from one remote address (buyers behind one carrier NAT
+    /// share an address, so this is generous).
+    pub max_connections_per_address: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +56,8 @@ impl Default for Limits {
             socket_buffer_bytes: 4 * 1024,
             agent_frames_per_second: 20.0,
             agent_frame_burst: 40,
+            max_connections: 20_000,
+            max_connections_per_address: 500,
         }
     }
 }
@@ -143,6 +150,8 @@ pub struct LimitsFile {
     pub socket_buffer_bytes: Option<usize>,
     pub agent_frames_per_second: Option<f64>,
     pub agent_frame_burst: Option<u32>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,6 +215,10 @@ impl ConfigFile {
             .agent_frames_per_second
             .unwrap_or(limits.agent_frames_per_second);
         limits.agent_frame_burst = l.agent_frame_burst.unwrap_or(limits.agent_frame_burst);
+        limits.max_connections = l.max_connections.unwrap_or(limits.max_connections);
+        limits.max_connections_per_address = l
+            .max_connections_per_address
+            .unwrap_or(limits.max_connections_per_address);
         let w = self.webhooks;
         let hooks = &mut config.webhooks;
         hooks.timeout = w.timeout_ms.map_or(hooks.timeout, ms);

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -33,6 +33,7 @@ pub struct AgentQuery {
 
 pub async fn upgrade(
     State(app): State<Arc<App>>,
+    ConnectInfo(remote): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<AgentQuery>,
     ws: WebSocketUpgrade,
@@ -40,6 +41,10 @@ pub async fn upgrade(
     let identity = match auth::agent(&app, &headers, query.token.as_deref()) {
         Ok(identity) => identity,
         Err(refused) => return refused.into_response(),
+    };
+    let slot = match app.connection_slot(remote) {
+        Ok(slot) => slot,
+        Err(full) => return full.into_response(),
     };
     let limits = &app.limits;
     ws.read_buffer_size(limits.socket_buffer_bytes)
@@ -54,7 +59,11 @@ pub async fn upgrade(
                 shop = %identity.shop.id,
                 agent = %identity.agent.id
             );
-            tracker.track_future(session(app, identity, socket).instrument(span))
+            let connection = async move {
+                session(app, identity, socket).await;
+                drop(slot);
+            };
+            tracker.track_future(connection.instrument(span))
         })
 }
 

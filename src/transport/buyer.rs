@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -44,6 +44,7 @@ pub struct BuyerQuery {
 
 pub async fn upgrade(
     State(app): State<Arc<App>>,
+    ConnectInfo(remote): ConnectInfo<std::net::SocketAddr>,
     Query(query): Query<BuyerQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -61,6 +62,10 @@ pub async fn upgrade(
                 .into_response();
         }
     };
+    let slot = match app.connection_slot(remote) {
+        Ok(slot) => slot,
+        Err(full) => return full.into_response(),
+    };
     let limits = &app.limits;
     ws.read_buffer_size(limits.socket_buffer_bytes)
         .write_buffer_size(limits.socket_buffer_bytes)
@@ -71,7 +76,11 @@ pub async fn upgrade(
             let tracker = app.tracker.clone();
             let conn_id = app.next_connection_id();
             let span = tracing::info_span!("buyer", conn_id, shop = %shop_id);
-            tracker.track_future(session(app, shop_id, buyer, socket).instrument(span))
+            let connection = async move {
+                session(app, shop_id, buyer, socket).await;
+                drop(slot);
+            };
+            tracker.track_future(connection.instrument(span))
         })
 }
 

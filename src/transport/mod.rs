@@ -10,6 +10,7 @@ mod buyer;
 mod http;
 mod pages;
 mod rate;
+mod slots;
 pub mod wire;
 
 use std::future::Future;
@@ -50,6 +51,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Open connections, for the caps of `Limits`.
+    slots: Arc<slots::Slots>,
     next_connection: AtomicU64,
 }
 
@@ -73,8 +76,18 @@ impl App {
             limits,
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            slots: Arc::default(),
             next_connection: AtomicU64::new(1),
         }
+    }
+
+    /// A place for a new connection from `address`, or the 503 refusal.
+    fn connection_slot(&self, address: std::net::SocketAddr) -> Result<slots::Slot, slots::Full> {
+        self.slots.take(
+            address.ip(),
+            self.limits.max_connections,
+            self.limits.max_connections_per_address,
+        )
     }
 
     fn next_connection_id(&self) -> u64 {
@@ -130,9 +143,12 @@ pub async fn serve(
             .spawn(crate::reload::watch(app.clone(), config.reload_debounce));
     }
     let stopping = app.shutdown.clone();
-    let served = axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown(async move { stopping.cancelled().await })
-        .await;
+    let served = axum::serve(
+        listener,
+        router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stopping.cancelled().await })
+    .await;
     app.tracker.close();
     if tokio::time::timeout(config.shutdown_grace, app.tracker.wait())
         .await

@@ -43,11 +43,12 @@ fn intents(dir: &Path) -> std::path::PathBuf {
         ));
     }
     std::fs::write(shop.join("agents.toml"), agents).unwrap();
-    // Agents here are programs claiming as fast as they can; real consoles stay limited.
+    // Agents here are programs claiming as fast as they can, and every buyer comes from
+    // 127.0.0.1; real consoles and crowds stay limited.
     std::fs::write(
         dir.join("config.toml"),
         "[limits]\nagent_frames_per_second = 100000.0\nagent_frame_burst = 100000\n\
-         messages_per_second = 100.0\n",
+         messages_per_second = 100.0\nmax_connections_per_address = 10000\n",
     )
     .unwrap();
     intents

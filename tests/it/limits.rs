@@ -164,3 +164,35 @@ async fn a_database_that_goes_away_gets_unavailable_and_nothing_is_acknowledged(
     assert_eq!(buyer_lines, ["我要退货"]);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn connections_past_the_caps_are_refused_before_the_upgrade() {
+    let app = TestApp::start_with(Limits {
+        max_connections_per_address: 2,
+        ..Limits::default()
+    })
+    .await;
+    let first = app.buyer("cap-1").await.welcomed().await;
+    let _second = app.buyer("cap-2").await.welcomed().await;
+    assert_eq!(app.refused_upgrade("/ws/buyer?buyer=cap-3").await, 503);
+    let (status, body) = app.http_get("/healthz").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "ok\n"),
+        "plain HTTP is not capped"
+    );
+
+    // A place is given back when a connection ends (the server notices the close first).
+    drop(first);
+    tokio::time::timeout(crate::helpers::PATIENCE, async {
+        loop {
+            match tokio_tungstenite::connect_async(app.url("/ws/buyer?buyer=cap-3")).await {
+                Ok(_) => return,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await
+    .expect("the freed place is taken");
+    app.shutdown().await;
+}

@@ -30,6 +30,20 @@ pub struct ShopFile {
     pub matching: MatchingFile,
     #[serde(default)]
     pub faq: FaqRuleFile,
+    #[serde(default)]
+    pub widget: WidgetFile,
+}
+
+/// Who may open the shop's chat; see `shop::widget`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WidgetFile {
+    /// The buyer-token key inline (local tests), or…
+    pub secret: Option<String>,
+    /// …the environment variable holding it.
+    pub secret_env: Option<Text>,
+    #[serde(default)]
+    pub origins: Vec<Text>,
 }
 
 /// Overrides of the FAQ's answer-or-fall-back rule; see `faq::FaqRule`.

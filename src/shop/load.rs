@@ -10,11 +10,13 @@ use super::calendar::{Calendar, DateSpan};
 use super::error::{LoadError, SourceFile, files_with_extensions, read_source};
 use super::files::{
     ComplaintsFile, FaqRuleFile, IntentsFile, RawReply, ReplyFile, ShopFile, SynonymsFile, Text,
+    WidgetFile,
 };
 use super::schedule::{MinuteRange, Peak, Schedule};
 use super::shipping::{Region, Shipping};
 use super::staff::{STAFF_FILE, load_staff};
 use super::template::{Template, Validity, Variants};
+use super::widget::WidgetRules;
 use super::{Action, Ladder, Shop, TemplateName, Templates};
 use crate::faq::{FaqEntry, FaqIndex, FaqRule, load_entries};
 use crate::intents::complaints::{ComplaintLexicon, LexiconSpec, TermSpec};
@@ -138,6 +140,7 @@ pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<Lo
         }
     });
 
+    let widget = ctx.widget(&shop_src, &shop_file.widget);
     let faq_rule = faq_rule(&shop_file.faq);
     let faq_index = ctx.faq(id, faq, faq_rule);
     let synonyms = ctx.synonyms;
@@ -172,6 +175,7 @@ pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<Lo
             synonyms,
             faq: faq_index,
             staff,
+            widget,
         }),
         _ => Err(errors),
     }
@@ -407,6 +411,52 @@ impl Context<'_> {
                 .push(src.error_at(at.span(), "`valid_from` must be before `valid_until`"));
         }
         validity
+    }
+
+    fn widget(&mut self, src: &SourceFile, file: &WidgetFile) -> WidgetRules {
+        let secret = match (&file.secret, &file.secret_env) {
+            (Some(_), Some(env)) => {
+                self.errors.push(src.error_at(
+                    env.span(),
+                    "give `secret` or `secret_env` in [widget], not both",
+                ));
+                None
+            }
+            (Some(secret), None) => Some(secret.clone()),
+            (None, Some(env)) => match std::env::var(env.get_ref()) {
+                Ok(secret) if !secret.is_empty() => Some(secret),
+                _ => {
+                    self.errors.push(src.error_at(
+                        env.span(),
+                        format!(
+                            "the environment variable {} holding the buyer-token secret is not set",
+                            env.get_ref()
+                        ),
+                    ));
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        let mut origins = Vec::new();
+        for origin in &file.origins {
+            let text = origin.get_ref().trim_end_matches('/');
+            let host = text
+                .strip_prefix("https://")
+                .or_else(|| text.strip_prefix("http://"));
+            if host.is_some_and(|h| !h.is_empty() && !h.contains('/')) {
+                origins.push(text.to_string());
+            } else {
+                self.errors.push(src.error_at(
+                    origin.span(),
+                    format!(
+                        "\"{}\" is not an origin: write scheme and host only, like \"https://shop.example.com\"",
+                        origin.get_ref()
+                    ),
+                ));
+            }
+        }
+        WidgetRules { secret, origins }
     }
 
     fn normalized_all(&mut self, src: &SourceFile, texts: &[Text]) -> Vec<String> {

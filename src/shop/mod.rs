@@ -13,6 +13,7 @@ pub mod schedule;
 pub mod shipping;
 pub mod staff;
 pub mod template;
+pub mod widget;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -141,6 +142,8 @@ pub struct Shop {
     pub faq: Option<FaqIndex>,
     /// The shop's agents and the rules of its human queue.
     pub staff: staff::Staff,
+    /// Who may open the shop's chat.
+    pub widget: widget::WidgetRules,
 }
 
 impl Shop {

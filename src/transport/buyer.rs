@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -40,17 +40,28 @@ const OUTBOUND_WAIT: Duration = Duration::from_secs(5);
 pub struct BuyerQuery {
     shop: Option<String>,
     buyer: Option<String>,
+    /// The shop backend's signed buyer token, for shops with a secret.
+    token: Option<String>,
 }
 
 pub async fn upgrade(
     State(app): State<Arc<App>>,
     ConnectInfo(remote): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
     Query(query): Query<BuyerQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let shop_id = query.shop.unwrap_or_else(|| "default".to_string());
-    if app.catalog.load().get(&shop_id).is_none() {
+    let Some(shop) = app.catalog.load().get(&shop_id).cloned() else {
         return (StatusCode::NOT_FOUND, format!("unknown shop `{shop_id}`\n")).into_response();
+    };
+    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+    if !shop.widget.allows_origin(origin) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this page's origin may not open the shop's chat\n",
+        )
+            .into_response();
     }
     let buyer = match query.buyer {
         Some(b) if !b.is_empty() && b.len() <= MAX_BUYER_ID => b,
@@ -62,6 +73,12 @@ pub async fn upgrade(
                 .into_response();
         }
     };
+    if let Err(refused) =
+        shop.widget
+            .verify(&shop_id, &buyer, query.token.as_deref(), app.clock.now())
+    {
+        return (StatusCode::UNAUTHORIZED, format!("{refused}\n")).into_response();
+    }
     let slot = match app.connection_slot(remote) {
         Ok(slot) => slot,
         Err(full) => return full.into_response(),

@@ -190,6 +190,12 @@ impl TestApp {
         }
     }
 
+    /// The service's (manual) clock now.
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        use autoresponder::clock::Clock;
+        self.clock.now()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.address)
     }

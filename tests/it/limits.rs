@@ -196,3 +196,70 @@ async fn connections_past_the_caps_are_refused_before_the_upgrade() {
     .expect("the freed place is taken");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_shop_with_a_secret_takes_only_signed_buyers_from_its_own_pages() {
+    use autoresponder::shop::widget::sign;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    let app = TestApp::start().await;
+    let shop_file = app.intents.join("default/shop.toml");
+    let mut text = std::fs::read_to_string(&shop_file).unwrap();
+    text.push_str("\n[widget]\nsecret = \"k\"\norigins = [\"https://shop.example.com\"]\n");
+    std::fs::write(&shop_file, text).unwrap();
+    let bearer = format!("Authorization: Bearer {}", crate::helpers::ADMIN_TOKEN);
+    let (code, body) = app.http("POST", "/api/admin/reload", &[&bearer]).await;
+    assert_eq!(code, 200, "{body}");
+
+    let refused = |path: String, origin: Option<&'static str>| {
+        let url = app.url(&path);
+        async move {
+            let mut request = url.into_client_request().unwrap();
+            if let Some(origin) = origin {
+                request
+                    .headers_mut()
+                    .insert("origin", origin.parse().unwrap());
+            }
+            match tokio_tungstenite::connect_async(request).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    Some(response.status().as_u16())
+                }
+                Err(other) => panic!("{other}"),
+                Ok(_) => None,
+            }
+        }
+    };
+    let now = app.clock_now().timestamp();
+    let good = sign("k", "default", "alice", now + 600);
+    let page = Some("https://shop.example.com");
+    assert_eq!(
+        refused(format!("/ws/buyer?buyer=alice&token={good}"), None).await,
+        Some(403)
+    );
+    assert_eq!(
+        refused(
+            format!("/ws/buyer?buyer=alice&token={good}"),
+            Some("https://evil.example")
+        )
+        .await,
+        Some(403)
+    );
+    assert_eq!(
+        refused("/ws/buyer?buyer=alice".into(), page).await,
+        Some(401)
+    );
+    assert_eq!(
+        refused(format!("/ws/buyer?buyer=bob&token={good}"), page).await,
+        Some(401)
+    );
+    let expired = sign("k", "default", "alice", now - 1);
+    assert_eq!(
+        refused(format!("/ws/buyer?buyer=alice&token={expired}"), page).await,
+        Some(401)
+    );
+    assert_eq!(
+        refused(format!("/ws/buyer?buyer=alice&token={good}"), page).await,
+        None
+    );
+    app.shutdown().await;
+}

@@ -1,0 +1,230 @@
+//! The desk and agents' consoles: attaching and detaching them, presence, what a console
+//! is sent when it connects, and the grace period that returns an absent agent's cases.
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::queue::{AgentLink, AgentLive, ShopQueue};
+use super::{AGENT_INBOX, Desk, Presence, ShopDesk, Standing, broadcast, frames};
+use crate::shop::Shop;
+use crate::shop::staff::AgentAccount;
+use crate::store::{Handoff, HandoffStatus};
+
+impl Desk {
+    /// Registers an agent console; frames for it arrive on the receiver, and the token is
+    /// cancelled if the console falls so far behind that frames were lost (it must then
+    /// reconnect to rebuild its view). The caller then sends `welcome_agent`.
+    pub fn attach_agent(
+        self: &Arc<Self>,
+        shop: &Shop,
+        agent: &AgentAccount,
+    ) -> (u64, mpsc::Receiver<Arc<str>>, CancellationToken) {
+        let id = self.next_link.fetch_add(1, Ordering::Relaxed);
+        let lagged = CancellationToken::new();
+        let (frames_tx, inbox) = mpsc::channel(AGENT_INBOX);
+        let desk = self.shop_desk(&shop.id);
+        let mut queue = Self::lock(&desk);
+        let live = queue
+            .agents
+            .entry(agent.id.clone())
+            .or_insert_with(|| AgentLive {
+                name: agent.name.clone(),
+                status: Presence::Online,
+                links: Vec::new(),
+                grace: None,
+            });
+        if let Some(grace) = live.grace.take() {
+            grace.cancel();
+        }
+        let first = !live.connected();
+        let status = live.status;
+        if first {
+            // The others hear of it; the new console learns everyone's status from `hello`.
+            let frame: Arc<str> = frames::presence(&agent.id, &agent.name, Some(status)).into();
+            broadcast(&queue, &frame);
+        }
+        let live = queue.agents.get_mut(&agent.id).expect("inserted above");
+        live.links.push(AgentLink {
+            id,
+            frames: frames_tx,
+            lagged: lagged.clone(),
+        });
+        self.refresh(&shop.id, &desk, &queue);
+        drop(queue);
+        (id, inbox, lagged)
+    }
+
+    /// Sends a newly attached console its `hello`, every queued case and the cases it holds.
+    pub async fn welcome_agent(&self, shop: &Shop, agent: &AgentAccount, link: u64) {
+        let desk = self.shop_desk(&shop.id);
+        let (hello, cases) = {
+            let queue = Self::lock(&desk);
+            let status = queue
+                .agents
+                .get(&agent.id)
+                .map_or(Presence::Online, |a| a.status);
+            let agents: Vec<serde_json::Value> = shop
+                .staff
+                .agents
+                .iter()
+                .map(|a| {
+                    let live = queue.agents.get(&a.id).filter(|l| l.connected());
+                    serde_json::json!({
+                        "id": a.id,
+                        "name": a.name,
+                        "status": live.map_or("offline", |l| l.status.as_str()),
+                    })
+                })
+                .collect();
+            let hello = serde_json::json!({
+                "type": "hello",
+                "agent": {"id": agent.id, "name": agent.name},
+                "shop": &*shop.id,
+                "shop_name": shop.name,
+                "status": status.as_str(),
+                "agents": agents,
+            });
+            let mut cases: Vec<Handoff> = queue.queued().map(|c| c.handoff.clone()).collect();
+            cases.extend(queue.claimed_by(&agent.id).map(|c| c.handoff.clone()));
+            (hello.to_string(), cases)
+        };
+        self.send_to_link(&desk, &agent.id, link, hello.into());
+        for handoff in cases {
+            let Ok(frame) = self.handoff_frame(&handoff).await else {
+                continue;
+            };
+            let queue = Self::lock(&desk);
+            let current = queue.standing(&handoff.id);
+            let still_relevant = match current {
+                Some(Standing::Queued { .. }) => handoff.status == HandoffStatus::Queued,
+                Some(Standing::Claimed { agent: holder }) => {
+                    holder == agent.id && handoff.status == HandoffStatus::Claimed
+                }
+                None => false,
+            };
+            if still_relevant {
+                drop(queue);
+                self.send_to_link(&desk, &agent.id, link, frame);
+            }
+        }
+    }
+
+    pub(super) fn send_to_link(&self, desk: &ShopDesk, agent: &str, link: u64, frame: Arc<str>) {
+        let queue = Self::lock(desk);
+        if let Some(live) = queue.agents.get(agent)
+            && let Some(l) = live.links.iter().find(|l| l.id == link)
+        {
+            l.send(&frame);
+        }
+    }
+
+    /// A console closed. When it was the agent's last, the agent is offline, and the cases
+    /// they hold return to the queue unless they are back within the grace period.
+    pub fn detach_agent(self: &Arc<Self>, shop: &Arc<Shop>, agent: &str, link: u64) {
+        let desk = self.shop_desk(&shop.id);
+        let mut queue = Self::lock(&desk);
+        let Some(live) = queue.agents.get_mut(agent) else {
+            return;
+        };
+        live.links.retain(|l| l.id != link);
+        if live.connected() {
+            return;
+        }
+        let frame: Arc<str> = frames::presence(agent, &live.name.clone(), None).into();
+        broadcast(&queue, &frame);
+        self.refresh(&shop.id, &desk, &queue);
+        if queue.holds_anything(agent) {
+            self.start_grace(shop, &mut queue, agent);
+        }
+        self.tell_positions(shop, &desk, &mut queue);
+    }
+
+    pub(super) fn start_grace(
+        self: &Arc<Self>,
+        shop: &Arc<Shop>,
+        queue: &mut ShopQueue,
+        agent: &str,
+    ) {
+        let token = CancellationToken::new();
+        let live = queue
+            .agents
+            .entry(agent.to_string())
+            .or_insert_with(|| AgentLive {
+                name: shop
+                    .staff
+                    .agent(agent)
+                    .map_or_else(|| agent.to_string(), |a| a.name.clone()),
+                status: Presence::Online,
+                links: Vec::new(),
+                grace: None,
+            });
+        if let Some(old) = live.grace.replace(token.clone()) {
+            old.cancel();
+        }
+        let desk = self.clone();
+        let (shop, agent) = (shop.clone(), agent.to_string());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = token.cancelled() => {}
+                _ = tokio::time::sleep(shop.staff.grace) => desk.requeue_agent(&shop, &agent).await,
+            }
+        });
+    }
+
+    /// The grace period ran out: the agent's cases go back to the queue and everyone hears.
+    pub(super) async fn requeue_agent(&self, shop: &Shop, agent: &str) {
+        let shop_id = &*shop.id;
+        let desk = self.shop_desk(shop_id);
+        {
+            let queue = Self::lock(&desk);
+            if queue.agents.get(agent).is_some_and(AgentLive::connected) {
+                return;
+            }
+        }
+        let requeued = match self.store.requeue(shop_id, agent).await {
+            Ok(requeued) => requeued,
+            Err(e) => {
+                tracing::error!(error = %e, agent, "cannot return an agent's cases to the queue");
+                return;
+            }
+        };
+        tracing::info!(
+            agent,
+            cases = requeued.len(),
+            "returned an absent agent's cases to the queue"
+        );
+        {
+            let mut queue = Self::lock(&desk);
+            queue.requeue(requeued.clone());
+            if let Some(live) = queue.agents.get_mut(agent) {
+                live.grace = None;
+            }
+            self.refresh(shop_id, &desk, &queue);
+        }
+        for handoff in &requeued {
+            if let Ok(frame) = self.handoff_frame(handoff).await {
+                let queue = Self::lock(&desk);
+                if queue.is_queued(&handoff.id) {
+                    broadcast(&queue, &frame);
+                }
+            }
+        }
+        let mut queue = Self::lock(&desk);
+        self.tell_positions(shop, &desk, &mut queue);
+    }
+
+    pub fn set_presence(&self, shop: &Shop, agent: &str, status: Presence) {
+        let desk = self.shop_desk(&shop.id);
+        let mut queue = Self::lock(&desk);
+        let Some(live) = queue.agents.get_mut(agent) else {
+            return;
+        };
+        live.status = status;
+        let frame: Arc<str> = frames::presence(agent, &live.name.clone(), Some(status)).into();
+        broadcast(&queue, &frame);
+        self.refresh(&shop.id, &desk, &queue);
+        self.tell_positions(shop, &desk, &mut queue);
+    }
+}

@@ -6,25 +6,22 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::App;
 use super::auth::{self, AgentIdentity};
+use super::outbound::{Closed, ConnectionGuard, Outbound};
 use super::rate::RateLimiter;
 use super::wire::{AgentFrame, ErrorCode, ServerFrame, parse_agent_frame};
 use crate::desk::{DeskError, Presence};
 use crate::shop::Shop;
-
-/// How long a frame may wait for room in the console's outbound queue.
-const OUTBOUND_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Deserialize)]
 pub struct AgentQuery {
@@ -67,29 +64,10 @@ pub async fn upgrade(
         })
 }
 
-struct ConnectionGuard(prometheus::IntGauge);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
-    let gauge = app.metrics.connections.with_label_values(&["agent"]);
-    gauge.inc();
-    let _guard = ConnectionGuard(gauge);
-    let (mut sink, mut stream) = socket.split();
-    let (outbound, mut queue) = mpsc::channel::<Message>(app.limits.outbound_queue);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = queue.recv().await {
-            let closing = matches!(message, Message::Close(_));
-            if sink.send(message).await.is_err() || closing {
-                break;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let _counted = ConnectionGuard::new(&app.metrics, "agent");
+    let (sink, mut stream) = socket.split();
+    let (outbound, writer) = Outbound::start(sink, app.limits.outbound_queue, app.metrics.clone());
     let AgentIdentity { shop, agent } = identity;
     let (link, mut inbox, lagged) = app.desk.attach_agent(&shop, &agent);
     tracing::info!("agent connected");
@@ -113,23 +91,23 @@ async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
     loop {
         let result = tokio::select! {
             _ = app.shutdown.cancelled() => {
-                console.close(close_code::AWAY, "the service is shutting down").await;
+                console.outbound.close(close_code::AWAY, "the service is shutting down").await;
                 break;
             }
             _ = lagged.cancelled() => {
-                console.close(close_code::AGAIN, "the console fell behind; reconnect").await;
+                console.outbound.close(close_code::AGAIN, "the console fell behind; reconnect").await;
                 break;
             }
             frame = inbox.recv() => match frame {
-                Some(frame) => console.queue(Message::text(frame.as_ref())).await,
+                Some(frame) => console.outbound.queue(Message::text(frame.as_ref())).await,
                 None => break,
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() >= limits.idle_timeout {
-                    console.close(close_code::AWAY, "no answer to pings").await;
+                    console.outbound.close(close_code::AWAY, "no answer to pings").await;
                     break;
                 }
-                console.queue(Message::Ping(Default::default())).await
+                console.outbound.queue(Message::Ping(Default::default())).await
             }
             frame = stream.next() => {
                 last_heard = Instant::now();
@@ -138,6 +116,7 @@ async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
                     Some(Ok(Message::Text(text))) => console.on_text(text.as_str(), &mut limiter).await,
                     Some(Ok(Message::Binary(_))) => {
                         console
+                            .outbound
                             .send_error(ErrorCode::BadRequest, "send JSON in text frames")
                             .await
                     }
@@ -156,13 +135,11 @@ async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
 }
 
-struct Closed;
-
 struct Console {
     app: Arc<App>,
     shop_id: String,
     agent: crate::shop::staff::AgentAccount,
-    outbound: mpsc::Sender<Message>,
+    outbound: Outbound,
 }
 
 impl Console {
@@ -174,10 +151,11 @@ impl Console {
     async fn on_text(&mut self, text: &str, limiter: &mut RateLimiter) -> Result<(), Closed> {
         let frame = match parse_agent_frame(text, self.app.limits.max_text_chars) {
             Ok(frame) => frame,
-            Err(e) => return self.send_error(e.code, &e.message).await,
+            Err(e) => return self.outbound.send_error(e.code, &e.message).await,
         };
         if !limiter.allow() {
             return self
+                .outbound
                 .send_error(
                     ErrorCode::RateLimited,
                     "too many frames; slow down a little",
@@ -185,7 +163,8 @@ impl Console {
                 .await;
         }
         let Some(shop) = self.shop() else {
-            self.close(close_code::POLICY, "the shop no longer exists")
+            self.outbound
+                .close(close_code::POLICY, "the shop no longer exists")
                 .await;
             return Err(Closed);
         };
@@ -198,6 +177,7 @@ impl Console {
                 }
                 None => {
                     return self
+                        .outbound
                         .send_error(ErrorCode::BadRequest, "`status` is online, away or busy")
                         .await;
                 }
@@ -224,7 +204,7 @@ impl Console {
                         at: &at,
                         id: id.as_ref(),
                     };
-                    return self.queue(Message::text(frame.to_json())).await;
+                    return self.outbound.queue(Message::text(frame.to_json())).await;
                 }
                 Err(e) => Err(e),
             },
@@ -232,45 +212,24 @@ impl Console {
         match result {
             Ok(()) => Ok(()),
             Err(DeskError::Conflict(message)) => {
-                self.send_error(ErrorCode::Conflict, &message).await
+                self.outbound
+                    .send_error(ErrorCode::Conflict, &message)
+                    .await
             }
             Err(DeskError::NotFound(message)) => {
-                self.send_error(ErrorCode::NotFound, &message).await
+                self.outbound
+                    .send_error(ErrorCode::NotFound, &message)
+                    .await
             }
             Err(DeskError::Store(e)) => {
                 tracing::error!(error = %e, "an agent's request could not be stored");
-                self.send_error(
-                    ErrorCode::Unavailable,
-                    "that could not be saved; please try again",
-                )
-                .await
+                self.outbound
+                    .send_error(
+                        ErrorCode::Unavailable,
+                        "that could not be saved; please try again",
+                    )
+                    .await
             }
         }
-    }
-
-    async fn send_error(&self, code: ErrorCode, message: &str) -> Result<(), Closed> {
-        self.app
-            .metrics
-            .errors
-            .with_label_values(&[code.as_str()])
-            .inc();
-        let frame = ServerFrame::Error { code, message };
-        self.queue(Message::text(frame.to_json())).await
-    }
-
-    async fn close(&self, code: u16, reason: &str) {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = self.queue(Message::Close(Some(frame))).await;
-    }
-
-    /// Queues a frame for the writer; a console whose queue stays full is dropped.
-    async fn queue(&self, message: Message) -> Result<(), Closed> {
-        self.outbound
-            .send_timeout(message, OUTBOUND_WAIT)
-            .await
-            .map_err(|_| Closed)
     }
 }

@@ -9,11 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::App;
+use super::outbound::{Closed, ConnectionGuard, Outbound};
 use super::rate::RateLimiter;
 use super::wire::{BuyerFrame, ErrorCode, ServerFrame, parse_buyer_frame};
 use crate::conversation::ConversationState;
@@ -32,10 +33,6 @@ use crate::webhook;
 
 /// Longest buyer id accepted; ids come from the shop's own systems and are short.
 const MAX_BUYER_ID: usize = 128;
-/// How long a reply may wait for room in a client's outbound queue before the client is
-/// treated as not reading.
-const OUTBOUND_WAIT: Duration = Duration::from_secs(5);
-
 #[derive(Deserialize)]
 pub struct BuyerQuery {
     shop: Option<String>,
@@ -101,22 +98,10 @@ pub async fn upgrade(
         })
 }
 
-/// Decrements the connection gauge however the session ends.
-struct ConnectionGuard(prometheus::IntGauge);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 async fn session(app: Arc<App>, shop_id: String, buyer: String, socket: WebSocket) {
-    let gauge = app.metrics.connections.with_label_values(&["buyer"]);
-    gauge.inc();
-    let _guard = ConnectionGuard(gauge);
+    let _counted = ConnectionGuard::new(&app.metrics, "buyer");
     let (sink, mut stream) = socket.split();
-    let (outbound, queue) = mpsc::channel(app.limits.outbound_queue);
-    let writer = tokio::spawn(write_frames(sink, queue));
+    let (outbound, writer) = Outbound::start(sink, app.limits.outbound_queue, app.metrics.clone());
     let mut connection = Connection {
         app: app.clone(),
         shop_id,
@@ -134,22 +119,6 @@ async fn session(app: Arc<App>, shop_id: String, buyer: String, socket: WebSocke
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
 }
 
-async fn write_frames(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Message>,
-) {
-    while let Some(message) = queue.recv().await {
-        let closing = matches!(message, Message::Close(_));
-        if sink.send(message).await.is_err() || closing {
-            break;
-        }
-    }
-    let _ = sink.close().await;
-}
-
-/// Why the connection should stop.
-struct Closed;
-
 /// What one step of the conversation produced, to be stored and then sent.
 #[derive(Default)]
 struct Outcome {
@@ -164,7 +133,7 @@ struct Outcome {
 struct Connection {
     app: Arc<App>,
     shop_id: String,
-    outbound: mpsc::Sender<Message>,
+    outbound: Outbound,
     conversation: Option<Conversation>,
     /// The highest agent message sent to this connection, so a repeat push is dropped.
     delivered_up_to: i64,
@@ -193,12 +162,15 @@ impl Connection {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "cannot open the conversation");
-                self.send_error(
-                    ErrorCode::Unavailable,
-                    "the service cannot take messages right now; please try again shortly",
-                )
-                .await?;
-                self.close(close_code::ERROR, "store unavailable").await;
+                self.outbound
+                    .send_error(
+                        ErrorCode::Unavailable,
+                        "the service cannot take messages right now; please try again shortly",
+                    )
+                    .await?;
+                self.outbound
+                    .close(close_code::ERROR, "store unavailable")
+                    .await;
                 return Err(Closed);
             }
         };
@@ -269,7 +241,7 @@ impl Connection {
             at: &at,
             id: seq,
         };
-        self.queue(Message::text(frame.to_json())).await?;
+        self.outbound.queue(Message::text(frame.to_json())).await?;
         self.app
             .metrics
             .replies
@@ -344,7 +316,7 @@ impl Connection {
             conversation,
             at: &at,
         };
-        self.queue(Message::text(frame.to_json())).await
+        self.outbound.queue(Message::text(frame.to_json())).await
     }
 
     /// Something happened outside this conversation's loop: an agent wrote, the queue moved.
@@ -386,16 +358,16 @@ impl Connection {
         loop {
             let frame = tokio::select! {
                 _ = shutdown.cancelled() => {
-                    self.close(close_code::AWAY, "the service is shutting down").await;
+                    self.outbound.close(close_code::AWAY, "the service is shutting down").await;
                     return;
                 }
                 _ = ping.tick() => {
                     if last_heard.elapsed() >= limits.idle_timeout {
                         tracing::debug!("closing a dead connection");
-                        self.close(close_code::AWAY, "no answer to pings").await;
+                        self.outbound.close(close_code::AWAY, "no answer to pings").await;
                         return;
                     }
-                    if self.queue(Message::Ping(Default::default())).await.is_err() {
+                    if self.outbound.queue(Message::Ping(Default::default())).await.is_err() {
                         return;
                     }
                     continue;
@@ -418,11 +390,12 @@ impl Connection {
                 }
                 Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), &mut limiter).await,
                 Some(Ok(Message::Binary(_))) => {
-                    self.send_error(
-                        ErrorCode::BadRequest,
-                        "binary frames are not accepted; send JSON in text frames",
-                    )
-                    .await
+                    self.outbound
+                        .send_error(
+                            ErrorCode::BadRequest,
+                            "binary frames are not accepted; send JSON in text frames",
+                        )
+                        .await
                 }
                 Some(Ok(Message::Close(_))) => return,
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
@@ -448,11 +421,12 @@ impl Connection {
                     "frames are limited to {} bytes",
                     self.app.limits.max_frame_bytes
                 );
-                self.close(close_code::SIZE, &reason).await;
+                self.outbound.close(close_code::SIZE, &reason).await;
             }
             Some(WsError::Protocol(e)) => {
                 tracing::info!(error = %e, "closing a connection that broke the protocol");
-                self.close(close_code::PROTOCOL, "websocket protocol error")
+                self.outbound
+                    .close(close_code::PROTOCOL, "websocket protocol error")
                     .await;
             }
             _ => tracing::debug!(error = %inner, "the connection failed"),
@@ -463,10 +437,11 @@ impl Connection {
         let started = Instant::now();
         let (text, id) = match parse_buyer_frame(text, self.app.limits.max_text_chars) {
             Ok(BuyerFrame::Message { text, id }) => (text, id),
-            Err(e) => return self.send_error(e.code, &e.message).await,
+            Err(e) => return self.outbound.send_error(e.code, &e.message).await,
         };
         if !limiter.allow() {
             return self
+                .outbound
                 .send_error(
                     ErrorCode::RateLimited,
                     "too many messages; please wait a moment before sending more",
@@ -541,14 +516,8 @@ impl Connection {
             events: Vec::new(),
             at: now,
         };
-        if let Err(e) = self.app.store.record(exchange).await {
-            tracing::error!(error = %e, "cannot store a message");
-            return self
-                .send_error(
-                    ErrorCode::Unavailable,
-                    "your message could not be saved; please send it again",
-                )
-                .await;
+        if !self.store(exchange).await? {
+            return Ok(());
         }
         let conversation_id = self.conversation.as_ref().expect("opened").id.clone();
         match self
@@ -561,6 +530,24 @@ impl Connection {
                 self.send_queue_notice(notice, id.as_ref()).await
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Stores an exchange; when the store cannot, the buyer is told to send the message
+    /// again and `false` comes back.
+    async fn store(&self, exchange: Exchange) -> Result<bool, Closed> {
+        match self.app.store.record(exchange).await {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store a message");
+                self.outbound
+                    .send_error(
+                        ErrorCode::Unavailable,
+                        "your message could not be saved; please send it again",
+                    )
+                    .await?;
+                Ok(false)
+            }
         }
     }
 
@@ -622,14 +609,8 @@ impl Connection {
             events,
             at: now,
         };
-        if let Err(e) = self.app.store.record(exchange).await {
-            tracing::error!(error = %e, "cannot store a message");
-            return self
-                .send_error(
-                    ErrorCode::Unavailable,
-                    "your message could not be saved; please send it again",
-                )
-                .await;
+        if !self.store(exchange).await? {
+            return Ok(());
         }
         let conversation = self.conversation.as_mut().expect("opened");
         conversation.state = state;
@@ -658,7 +639,7 @@ impl Connection {
                 conversation: &conversation_id,
                 at: &at,
             };
-            self.queue(Message::text(frame.to_json())).await?;
+            self.outbound.queue(Message::text(frame.to_json())).await?;
         }
         if let Some(handoff) = new_handoff {
             // The buyer was told; now the agents hear, and the buyer learns their place.
@@ -667,36 +648,6 @@ impl Connection {
             self.send_queue_notice(notice, in_reply_to.as_ref()).await?;
         }
         Ok(())
-    }
-
-    async fn send_error(&self, code: ErrorCode, message: &str) -> Result<(), Closed> {
-        self.app
-            .metrics
-            .errors
-            .with_label_values(&[code.as_str()])
-            .inc();
-        let frame = ServerFrame::Error { code, message };
-        self.queue(Message::text(frame.to_json())).await
-    }
-
-    async fn close(&self, code: u16, reason: &str) {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = self.queue(Message::Close(Some(frame))).await;
-    }
-
-    /// Queues a frame for the writer; a client whose queue stays full is dropped.
-    async fn queue(&self, message: Message) -> Result<(), Closed> {
-        match self.outbound.send_timeout(message, OUTBOUND_WAIT).await {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                tracing::info!("dropping a client that does not read its socket");
-                Err(Closed)
-            }
-            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(Closed),
-        }
     }
 }
 

@@ -8,6 +8,7 @@ mod agent;
 mod auth;
 mod buyer;
 mod http;
+mod outbound;
 mod pages;
 mod rate;
 mod slots;

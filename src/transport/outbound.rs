@@ -1,0 +1,99 @@
+//! What buyer and agent connections share: a writer task draining a bounded queue into the
+//! socket, the frames every connection sends (errors, close), and the connection gauge.
+//!
+//! A client that stops reading fills its queue; a frame that waits longer than
+//! `OUTBOUND_WAIT` for room drops the client instead of growing memory.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::wire::{ErrorCode, ServerFrame};
+use crate::telemetry::Metrics;
+
+/// How long a frame may wait for room in a client's queue before the client is treated as
+/// not reading.
+const OUTBOUND_WAIT: Duration = Duration::from_secs(5);
+
+/// Why the connection should stop.
+pub struct Closed;
+
+/// Counts a connection in the `connections` gauge until dropped, however the session ends.
+pub struct ConnectionGuard(prometheus::IntGauge);
+
+impl ConnectionGuard {
+    pub fn new(metrics: &Metrics, side: &str) -> ConnectionGuard {
+        let gauge = metrics.connections.with_label_values(&[side]);
+        gauge.inc();
+        ConnectionGuard(gauge)
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The sending half of a connection.
+pub struct Outbound {
+    frames: mpsc::Sender<Message>,
+    metrics: Metrics,
+}
+
+impl Outbound {
+    /// Starts the writer task for `sink`; it ends once the queue is drained and closed (or
+    /// after a close frame). Await the handle, with a timeout, after dropping the `Outbound`.
+    pub fn start(
+        sink: SplitSink<WebSocket, Message>,
+        capacity: usize,
+        metrics: Metrics,
+    ) -> (Outbound, JoinHandle<()>) {
+        let (frames, queue) = mpsc::channel(capacity);
+        let writer = tokio::spawn(write_frames(sink, queue));
+        (Outbound { frames, metrics }, writer)
+    }
+
+    /// Queues a frame for the writer; a client whose queue stays full is dropped.
+    pub async fn queue(&self, message: Message) -> Result<(), Closed> {
+        match self.frames.send_timeout(message, OUTBOUND_WAIT).await {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                tracing::info!("dropping a client that does not read its socket");
+                Err(Closed)
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(Closed),
+        }
+    }
+
+    pub async fn send_error(&self, code: ErrorCode, message: &str) -> Result<(), Closed> {
+        self.metrics
+            .errors
+            .with_label_values(&[code.as_str()])
+            .inc();
+        let frame = ServerFrame::Error { code, message };
+        self.queue(Message::text(frame.to_json())).await
+    }
+
+    pub async fn close(&self, code: u16, reason: &str) {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = self.queue(Message::Close(Some(frame))).await;
+    }
+}
+
+async fn write_frames(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receiver<Message>) {
+    while let Some(message) = queue.recv().await {
+        let closing = matches!(message, Message::Close(_));
+        if sink.send(message).await.is_err() || closing {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}

@@ -11,6 +11,18 @@ use crate::store::{AgentMessage, ClaimOutcome, Handoff, Note, ResolveOutcome};
 use crate::webhook;
 
 impl Desk {
+    /// Agents act only on cases open in their own shop: ids are not secrets between shops.
+    fn open_in(&self, shop: &Shop, handoff: &str) -> Result<(), DeskError> {
+        let desk = self.shop_desk(&shop.id);
+        if Self::lock(&desk).standing(handoff).is_some() {
+            Ok(())
+        } else {
+            Err(DeskError::NotFound(format!(
+                "no open case {handoff} in this shop"
+            )))
+        }
+    }
+
     pub async fn claim(
         &self,
         shop: &Shop,
@@ -18,20 +30,8 @@ impl Desk {
         handoff: &str,
     ) -> Result<(), DeskError> {
         let now = self.clock.now();
-        let known = {
-            let desk = self.shop_desk(&shop.id);
-            let queue = Self::lock(&desk);
-            queue.standing(handoff).is_some()
-        };
-        if !known {
-            return Err(DeskError::NotFound(format!(
-                "no open case {handoff} in this shop"
-            )));
-        }
-        let events = webhook::events_for(shop, "handoff.claimed", now, |body| {
-            body["handoff"] = serde_json::json!({"id": handoff});
-            body["agent"] = serde_json::json!({"id": agent.id, "name": agent.name});
-        });
+        self.open_in(shop, handoff)?;
+        let events = agent_event(shop, "handoff.claimed", now, handoff, agent);
         let outcome = self.store.claim(handoff, &agent.id, now, events).await?;
         let claimed = match outcome {
             ClaimOutcome::Claimed(h) => h,
@@ -76,21 +76,8 @@ impl Desk {
         handoff: &str,
     ) -> Result<(), DeskError> {
         let now = self.clock.now();
-        // Only a case open in this agent's own shop: ids are not secrets between shops.
-        let known = {
-            let desk = self.shop_desk(&shop.id);
-            let queue = Self::lock(&desk);
-            queue.standing(handoff).is_some()
-        };
-        if !known {
-            return Err(DeskError::NotFound(format!(
-                "no open case {handoff} in this shop"
-            )));
-        }
-        let events = webhook::events_for(shop, "handoff.resolved", now, |body| {
-            body["handoff"] = serde_json::json!({"id": handoff});
-            body["agent"] = serde_json::json!({"id": agent.id, "name": agent.name});
-        });
+        self.open_in(shop, handoff)?;
+        let events = agent_event(shop, "handoff.resolved", now, handoff, agent);
         let resolved = match self.store.resolve(handoff, &agent.id, now, events).await? {
             ResolveOutcome::Resolved(h) => h,
             ResolveOutcome::Conflict { by } => {
@@ -265,4 +252,18 @@ impl Desk {
             }
         }
     }
+}
+
+/// The webhook events of an agent's action on a case.
+fn agent_event(
+    shop: &Shop,
+    name: &str,
+    at: DateTime<Utc>,
+    handoff: &str,
+    agent: &AgentAccount,
+) -> Vec<crate::store::OutboxEvent> {
+    webhook::events_for(shop, name, at, |body| {
+        body["handoff"] = serde_json::json!({"id": handoff});
+        body["agent"] = serde_json::json!({"id": agent.id, "name": agent.name});
+    })
 }

@@ -150,7 +150,7 @@ impl Desk {
         let mut holders = Vec::new();
         for handoff in open {
             let desk = self.shop_desk(&handoff.shop);
-            // The borrow of `queue` must end before the next shop's lock.
+            // One shop's lock at a time, released at the end of each case.
             let mut queue = Self::lock(&desk);
             match (handoff.status, handoff.claimed_by.clone()) {
                 (HandoffStatus::Claimed, Some(agent)) => {

@@ -1,20 +1,6 @@
 //! The buyer websocket end to end: each reply kind, state across reconnects, and storage.
 
-use serde_json::Value;
-
-use crate::helpers::{Incoming, TestApp, at};
-
-fn kinds(replies: &[Value]) -> Vec<(&str, &str)> {
-    replies
-        .iter()
-        .map(|r| {
-            (
-                r["kind"].as_str().unwrap(),
-                r["intent"].as_str().unwrap_or(""),
-            )
-        })
-        .collect()
-}
+use crate::helpers::{Incoming, TestApp, at, kinds};
 
 #[tokio::test]
 async fn a_buyer_is_welcomed_once_a_day_and_answered() {

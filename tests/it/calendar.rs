@@ -3,19 +3,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{TestApp, at};
-
-fn kinds(replies: &[Value]) -> Vec<(&str, &str)> {
-    replies
-        .iter()
-        .map(|r| {
-            (
-                r["kind"].as_str().unwrap(),
-                r["intent"].as_str().unwrap_or(""),
-            )
-        })
-        .collect()
-}
+use crate::helpers::{TestApp, at, kinds};
 
 fn text(reply: &Value) -> &str {
     reply["text"].as_str().unwrap()

@@ -22,6 +22,19 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 /// Thursday 26 November 2026, 10:00 in Shanghai: on duty, no peak.
 pub const ON_DUTY: &str = "2026-11-26T10:00:00+08:00";
 
+/// Each reply's kind and intent ("" when it has none), for comparing reply sequences.
+pub fn kinds(replies: &[Value]) -> Vec<(&str, &str)> {
+    replies
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap(),
+                r["intent"].as_str().unwrap_or(""),
+            )
+        })
+        .collect()
+}
+
 pub fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text).unwrap().to_utc()
 }

@@ -151,7 +151,7 @@ fn main() {
             listen: "127.0.0.1:0".parse().unwrap(),
             intents,
             index,
-            database: dir.path().join("bench.db"),
+            database: autoresponder::config::Database::Sqlite(dir.path().join("bench.db")),
             limits: Limits {
                 messages_per_second: 10_000.0,
                 message_burst: 10_000,

@@ -4,8 +4,10 @@
 //! and command-line flags (clap handles those two; see `main.rs`). A bad file fails start-up
 //! with the file and line.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -62,6 +64,80 @@ impl Default for Limits {
     }
 }
 
+/// Where the store lives, chosen by how it is written: a `postgres://` (or `postgresql://`)
+/// URL is a PostgreSQL database that several nodes may share; anything else is the path of a
+/// SQLite file, for one node.
+#[derive(Clone, PartialEq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Database {
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Database::Postgres(_))
+    }
+}
+
+impl FromStr for Database {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Database, Self::Err> {
+        let text = text.trim();
+        Ok(
+            if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+                Database::Postgres(text.to_string())
+            } else {
+                Database::Sqlite(PathBuf::from(text))
+            },
+        )
+    }
+}
+
+/// Shown in logs and errors: the path, or the URL without its password.
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => match (url.find("://"), url.rfind('@')) {
+                (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
+                    let user_end = scheme + 3 + url[scheme + 3..at].find(':').unwrap_or(0);
+                    write!(f, "{}:***{}", &url[..user_end], &url[at..])
+                }
+                _ => f.write_str(url),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Database({self})")
+    }
+}
+
+/// How the nodes sharing a PostgreSQL database keep track of each other.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterSettings {
+    /// How often a node tells the others it is alive, with the agents connected to it.
+    pub heartbeat: Duration,
+    /// A node not heard from for this long is gone: its agents are offline, and the cases
+    /// they hold return to the queue after the shop's grace period.
+    pub node_timeout: Duration,
+    /// PostgreSQL connections per node.
+    pub pool_size: u32,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            heartbeat: Duration::from_secs(1),
+            node_timeout: Duration::from_secs(5),
+            pool_size: 16,
+        }
+    }
+}
+
 /// Everything `serve` needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServeConfig {
@@ -70,10 +146,11 @@ pub struct ServeConfig {
     pub index: PathBuf,
     /// Build FAQ indexes in files under this folder instead of in RAM (large knowledge bases).
     pub faq_on_disk: Option<PathBuf>,
-    pub database: PathBuf,
-    /// How long a write waits for a database locked by someone else before the buyer is told
-    /// `unavailable`.
+    pub database: Database,
+    /// How long a write waits for a database locked by someone else (SQLite) or for a free
+    /// connection (PostgreSQL) before the buyer is told `unavailable`.
     pub database_busy_timeout: Duration,
+    pub cluster: ClusterSettings,
     pub limits: Limits,
     /// How long shutdown waits for connections to close before giving up on them.
     pub shutdown_grace: Duration,
@@ -96,8 +173,9 @@ impl Default for ServeConfig {
             intents: PathBuf::from("intents"),
             index: PathBuf::from("index"),
             faq_on_disk: None,
-            database: PathBuf::from("data/autoresponder.db"),
+            database: Database::Sqlite(PathBuf::from("data/autoresponder.db")),
             database_busy_timeout: Duration::from_secs(5),
+            cluster: ClusterSettings::default(),
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(5),
             webhooks: WebhookSettings::default(),
@@ -117,7 +195,7 @@ pub struct ConfigFile {
     pub intents: Option<PathBuf>,
     pub index: Option<PathBuf>,
     pub faq_on_disk: Option<PathBuf>,
-    pub database: Option<PathBuf>,
+    pub database: Option<String>,
     pub database_busy_timeout_ms: Option<u64>,
     pub shutdown_grace_ms: Option<u64>,
     pub admin_token_sha256: Option<String>,
@@ -127,6 +205,16 @@ pub struct ConfigFile {
     pub limits: LimitsFile,
     #[serde(default)]
     pub webhooks: WebhooksFile,
+    #[serde(default)]
+    pub cluster: ClusterFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub heartbeat_ms: Option<u64>,
+    pub node_timeout_ms: Option<u64>,
+    pub pool_size: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,7 +279,9 @@ impl ConfigFile {
         config.intents = self.intents.unwrap_or(config.intents.clone());
         config.index = self.index.unwrap_or(config.index.clone());
         config.faq_on_disk = self.faq_on_disk.or(config.faq_on_disk.clone());
-        config.database = self.database.unwrap_or(config.database.clone());
+        if let Some(database) = self.database {
+            config.database = database.parse().unwrap_or_else(|never| match never {});
+        }
         config.database_busy_timeout = self
             .database_busy_timeout_ms
             .map_or(config.database_busy_timeout, ms);
@@ -224,6 +314,11 @@ impl ConfigFile {
         hooks.timeout = w.timeout_ms.map_or(hooks.timeout, ms);
         hooks.first_retry = w.first_retry_ms.map_or(hooks.first_retry, ms);
         hooks.max_retry = w.max_retry_ms.map_or(hooks.max_retry, ms);
+        let c = self.cluster;
+        let cluster = &mut config.cluster;
+        cluster.heartbeat = c.heartbeat_ms.map_or(cluster.heartbeat, ms);
+        cluster.node_timeout = c.node_timeout_ms.map_or(cluster.node_timeout, ms);
+        cluster.pool_size = c.pool_size.unwrap_or(cluster.pool_size);
     }
 }
 
@@ -249,5 +344,22 @@ mod tests {
         std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nlisen = 1\n").unwrap();
         let error = ConfigFile::read(&path).unwrap_err().to_string();
         assert!(error.contains("c.toml:2"), "{error}");
+    }
+
+    #[test]
+    fn the_database_is_chosen_by_its_url_and_shown_without_its_password() {
+        let check = |text: &str, shared: bool, shown: &str| {
+            let database: Database = text.parse().unwrap();
+            assert_eq!(database.is_shared(), shared, "{text}");
+            assert_eq!(database.to_string(), shown, "{text}");
+        };
+        check("data/a.db", false, "data/a.db");
+        check(
+            "postgres://u:secret@db:5432/ar",
+            true,
+            "postgres://u:***@db:5432/ar",
+        );
+        check("postgresql://u@db/ar", true, "postgresql://u@db/ar");
+        check("postgres://db/ar", true, "postgres://db/ar");
     }
 }

@@ -28,9 +28,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::clock::SharedClock;
-use crate::config::ServeConfig;
+use crate::config::{Database, ServeConfig};
 use crate::reload::{RuleSources, Rules};
-use crate::store::SqliteStore;
+use crate::store::{PgOptions, PgStore, SqliteStore, Store};
 use crate::transport::App;
 
 /// Loads the shops, opens the store and serves on `listener` until `shutdown` completes.
@@ -71,19 +71,17 @@ pub async fn build(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<A
         .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
     let rules = Rules::new(sources, &catalog, 1);
     rules.catch_hangup();
-    let database = config.database.clone();
-    let busy_timeout = config.database_busy_timeout;
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open(&database, busy_timeout))
-        .await?
-        .with_context(|| format!("cannot open the database {}", config.database.display()))?;
-    tracing::info!(shops = catalog.len(), database = %config.database.display(), "loaded");
-    let mut app = App::new(
-        catalog,
-        rules,
-        Arc::new(store),
-        clock,
-        config.limits.clone(),
-    );
+    let store = open_store(config)
+        .await
+        .with_context(|| format!("cannot open the database {}", config.database))?;
+    // Followed before the open cases are loaded, so no change committed meanwhile by another
+    // node is missed.
+    let feed = store
+        .subscribe()
+        .await
+        .context("cannot follow the other nodes")?;
+    tracing::info!(shops = catalog.len(), database = %config.database, "loaded");
+    let mut app = App::new(catalog, rules, store, clock, config.limits.clone());
     app.admin_token_sha256 = admin_token_sha256;
     let app = Arc::new(app);
     // Cases open before a stop or a crash are back in the queue (or with their agent).
@@ -92,5 +90,39 @@ pub async fn build(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<A
         .restore(&catalog)
         .await
         .context("cannot load the open handoffs")?;
+    if let Some(feed) = feed {
+        let now: desk::CatalogNow = {
+            let app = app.clone();
+            Arc::new(move || app.catalog.load_full())
+        };
+        let desk = app.desk.clone();
+        app.tracker
+            .spawn(desk.clone().follow(feed, now.clone(), app.shutdown.clone()));
+        app.tracker
+            .spawn(desk.keep_in_touch(config.cluster.clone(), now, app.shutdown.clone()));
+    }
     Ok(app)
+}
+
+/// The store the configuration names: a SQLite file (opened off the runtime), or a
+/// PostgreSQL database shared with other nodes.
+pub async fn open_store(config: &ServeConfig) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &config.database {
+        Database::Sqlite(path) => {
+            let (path, busy_timeout) = (path.clone(), config.database_busy_timeout);
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, busy_timeout))
+                .await??;
+            Arc::new(store)
+        }
+        Database::Postgres(url) => {
+            let options = PgOptions {
+                url: url.clone(),
+                pool_size: config.cluster.pool_size,
+                acquire_timeout: config.database_busy_timeout,
+            };
+            let store = PgStore::connect(&options).await?;
+            tracing::info!(node = store.node(), "joined the nodes sharing the database");
+            Arc::new(store)
+        }
+    })
 }

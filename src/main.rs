@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use autoresponder::clock::SystemClock;
-use autoresponder::config::{ConfigFile, ServeConfig};
+use autoresponder::config::{ConfigFile, Database, ServeConfig};
 use autoresponder::eval;
 use autoresponder::shop::Catalog;
 
@@ -88,9 +88,10 @@ struct ServeArgs {
     /// Folder of the FAQ knowledge base [default: index].
     #[arg(long, env = "AUTORESPONDER_INDEX")]
     index: Option<PathBuf>,
-    /// SQLite database file [default: data/autoresponder.db].
+    /// The store: a SQLite file, or a `postgres://user:password@host/database` URL that
+    /// several nodes share [default: data/autoresponder.db].
     #[arg(long, env = "AUTORESPONDER_DATABASE")]
-    database: Option<PathBuf>,
+    database: Option<Database>,
     /// Build FAQ indexes in files under this folder instead of in RAM.
     #[arg(long, env = "AUTORESPONDER_FAQ_ON_DISK")]
     faq_on_disk: Option<PathBuf>,
@@ -104,13 +105,13 @@ struct UnmatchedArgs {
     /// The shop whose unanswered questions are listed.
     #[arg(long, default_value = "default")]
     shop: String,
-    /// SQLite database file.
+    /// The store: a SQLite file or a `postgres://` URL.
     #[arg(
         long,
         env = "AUTORESPONDER_DATABASE",
         default_value = "data/autoresponder.db"
     )]
-    database: PathBuf,
+    database: Database,
     /// How many questions to list, most frequent first.
     #[arg(long, default_value_t = 30)]
     limit: usize,
@@ -288,16 +289,21 @@ fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn list_unmatched(args: UnmatchedArgs) -> anyhow::Result<ExitCode> {
-    use autoresponder::store::{SqliteStore, Store};
-    if !args.database.is_file() {
-        anyhow::bail!("no database at {}", args.database.display());
+    if let Database::Sqlite(path) = &args.database
+        && !path.is_file()
+    {
+        anyhow::bail!("no database at {}", path.display());
     }
+    let config = ServeConfig {
+        database: args.database,
+        ..ServeConfig::default()
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     let questions = runtime.block_on(async {
-        let store = SqliteStore::open(&args.database, std::time::Duration::from_secs(5))?;
+        let store = autoresponder::open_store(&config).await?;
         let questions = store.unmatched(&args.shop, args.limit).await;
         store.close().await;
-        questions
+        anyhow::Ok(questions?)
     })?;
     if questions.is_empty() {
         println!("no unanswered questions recorded for shop `{}`", args.shop);

@@ -182,7 +182,7 @@ impl Dispatcher {
         loop {
             // Delivery times are the machine's real time, not the shop's business clock.
             let now = Utc::now();
-            let due = match self.store.outbox_due(now, BATCH).await {
+            let due = match self.store.outbox_due(now, BATCH, self.lease()).await {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the webhook outbox");
@@ -211,6 +211,14 @@ impl Dispatcher {
                 _ = deliveries => {}
             }
         }
+    }
+
+    /// How long a node keeps the events it took: long enough to try each of them once (a
+    /// batch is delivered `CONCURRENCY` at a time, each within the timeout). A node that dies
+    /// meanwhile leaves them to the others when the lease ends.
+    fn lease(&self) -> Duration {
+        let rounds = BATCH.div_ceil(CONCURRENCY) as u32 + 1;
+        self.settings.timeout.saturating_mul(rounds)
     }
 
     async fn deliver(&self, client: &reqwest::Client, item: OutboxItem) {

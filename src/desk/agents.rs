@@ -29,12 +29,7 @@ impl Desk {
         let live = queue
             .agents
             .entry(agent.id.clone())
-            .or_insert_with(|| AgentLive {
-                name: agent.name.clone(),
-                status: Presence::Online,
-                links: Vec::new(),
-                grace: None,
-            });
+            .or_insert_with(|| AgentLive::new(agent.name.clone()));
         if let Some(grace) = live.grace.take() {
             grace.cancel();
         }
@@ -53,6 +48,7 @@ impl Desk {
         });
         self.refresh(&shop.id, &desk, &queue);
         drop(queue);
+        self.presence_changed.notify_one();
         (id, inbox, lagged)
     }
 
@@ -129,6 +125,7 @@ impl Desk {
             return;
         };
         live.links.retain(|l| l.id != link);
+        self.presence_changed.notify_one();
         if live.connected() {
             return;
         }
@@ -151,15 +148,7 @@ impl Desk {
         let live = queue
             .agents
             .entry(agent.to_string())
-            .or_insert_with(|| AgentLive {
-                name: shop
-                    .staff
-                    .agent(agent)
-                    .map_or_else(|| agent.to_string(), |a| a.name.clone()),
-                status: Presence::Online,
-                links: Vec::new(),
-                grace: None,
-            });
+            .or_insert_with(|| AgentLive::new(agent_name(shop, agent)));
         if let Some(old) = live.grace.replace(token.clone()) {
             old.cancel();
         }
@@ -195,21 +184,23 @@ impl Desk {
             cases = requeued.len(),
             "returned an absent agent's cases to the queue"
         );
+        self.requeued(shop, agent, requeued).await;
+    }
+
+    /// Cases went back to the queue (here or on another node): the view follows, and every
+    /// console hears of them again.
+    pub(super) async fn requeued(&self, shop: &Shop, agent: &str, requeued: Vec<Handoff>) {
+        let desk = self.shop_desk(&shop.id);
         {
             let mut queue = Self::lock(&desk);
             queue.requeue(requeued.clone());
-            if let Some(live) = queue.agents.get_mut(agent) {
-                live.grace = None;
+            if let Some(grace) = queue.agents.get_mut(agent).and_then(|a| a.grace.take()) {
+                grace.cancel();
             }
-            self.refresh(shop_id, &desk, &queue);
+            self.refresh(&shop.id, &desk, &queue);
         }
         for handoff in &requeued {
-            if let Ok(frame) = self.handoff_frame(handoff).await {
-                let queue = Self::lock(&desk);
-                if queue.is_queued(&handoff.id) {
-                    broadcast(&queue, &frame);
-                }
-            }
+            self.announce(shop, handoff).await;
         }
         let mut queue = Self::lock(&desk);
         self.tell_positions(shop, &desk, &mut queue);
@@ -222,9 +213,18 @@ impl Desk {
             return;
         };
         live.status = status;
+        live.status_version += 1;
+        self.presence_changed.notify_one();
         let frame: Arc<str> = frames::presence(agent, &live.name.clone(), Some(status)).into();
         broadcast(&queue, &frame);
         self.refresh(&shop.id, &desk, &queue);
         self.tell_positions(shop, &desk, &mut queue);
     }
+}
+
+/// An agent's display name, or their id when the shop's files no longer list them.
+pub(super) fn agent_name(shop: &Shop, agent: &str) -> String {
+    shop.staff
+        .agent(agent)
+        .map_or_else(|| agent.to_string(), |a| a.name.clone())
 }

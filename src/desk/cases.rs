@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::agents::agent_name;
 use super::{BuyerPush, Desk, DeskError, broadcast, frames, learn_handle_time, send_links};
 use crate::shop::staff::AgentAccount;
 use crate::shop::{Catalog, Shop};
@@ -46,27 +47,41 @@ impl Desk {
             }
         };
         self.outbox.notify_one();
-        // The claimer gets the case as it is now (messages written while it was queued
-        // included), then everyone hears who took it.
-        let fresh = self.handoff_frame(&claimed).await.ok();
+        self.claimed(shop, &claimed, now).await;
+        Ok(())
+    }
+
+    /// A case was claimed (here or on another node): the view follows; the claimer's consoles
+    /// here get the case as it is now (messages written while it was queued included), every
+    /// console hears who took it, and the buyer's connections learn their agent.
+    pub(super) async fn claimed(&self, shop: &Shop, claimed: &Handoff, at: DateTime<Utc>) {
+        let Some(agent) = claimed.claimed_by.as_deref() else {
+            return;
+        };
+        let name = agent_name(shop, agent);
         let desk = self.shop_desk(&shop.id);
+        let has_consoles = Self::lock(&desk)
+            .agents
+            .get(agent)
+            .is_some_and(|a| !a.links.is_empty());
+        let fresh = match has_consoles {
+            true => self.handoff_frame(claimed).await.ok(),
+            false => None,
+        };
         let mut queue = Self::lock(&desk);
-        queue.claim(handoff, &agent.id, now);
-        if let (Some(frame), Some(live)) = (fresh, queue.agents.get(&agent.id)) {
+        queue.set_claimed(claimed.clone(), agent, at);
+        if let (Some(frame), Some(live)) = (fresh, queue.agents.get(agent)) {
             send_links(&live.links, &frame);
         }
         let frame: Arc<str> =
-            frames::claimed(handoff, &claimed.conversation, &agent.id, &agent.name).into();
+            frames::claimed(&claimed.id, &claimed.conversation, agent, &name).into();
         broadcast(&queue, &frame);
         self.push_buyer(
             &claimed.conversation,
-            BuyerPush::Claimed {
-                agent_name: agent.name.clone(),
-            },
+            BuyerPush::Claimed { agent_name: name },
         );
         self.refresh(&shop.id, &desk, &queue);
         self.tell_positions(shop, &desk, &mut queue);
-        Ok(())
     }
 
     pub async fn resolve(
@@ -91,22 +106,28 @@ impl Desk {
             }
         };
         self.outbox.notify_one();
+        self.resolved(shop, &resolved, now);
+        Ok(())
+    }
+
+    /// A case is over (here or on another node): the view forgets it and learns how long it
+    /// took, every console hears, and the buyer's connections give the bot back.
+    pub(super) fn resolved(&self, shop: &Shop, resolved: &Handoff, at: DateTime<Utc>) {
         let desk = self.shop_desk(&shop.id);
         let mut queue = Self::lock(&desk);
-        if let Some(started) = queue.close(handoff).and_then(|c| c.claimed_at) {
-            learn_handle_time(&desk, (now - started).to_std().unwrap_or_default());
+        if let Some(started) = queue.close(&resolved.id).and_then(|c| c.claimed_at) {
+            learn_handle_time(&desk, (at - started).to_std().unwrap_or_default());
         }
-        let frame: Arc<str> = frames::resolved(handoff, &resolved.conversation).into();
+        let frame: Arc<str> = frames::resolved(&resolved.id, &resolved.conversation).into();
         broadcast(&queue, &frame);
         self.push_buyer(
             &resolved.conversation,
             BuyerPush::Resolved {
-                handoff: handoff.to_string(),
+                handoff: resolved.id.clone(),
             },
         );
         self.refresh(&shop.id, &desk, &queue);
         self.tell_positions(shop, &desk, &mut queue);
-        Ok(())
     }
 
     /// Stores an agent's message to the buyer of a conversation the agent holds, and
@@ -191,18 +212,23 @@ impl Desk {
             )));
         };
         let at = self.clock.now();
-        self.store
-            .add_note(Note {
-                shop: shop.id.to_string(),
-                buyer: buyer.clone(),
-                agent: agent.id.clone(),
-                text: text.to_string(),
-                at,
-            })
-            .await?;
-        let frame: Arc<str> = frames::note(conversation, &buyer, text, &agent.id, at).into();
-        broadcast(&Self::lock(&desk), &frame);
+        let note = Note {
+            shop: shop.id.to_string(),
+            buyer: buyer.clone(),
+            agent: agent.id.clone(),
+            text: text.to_string(),
+            at,
+        };
+        self.store.add_note(note.clone(), conversation).await?;
+        self.noted(shop, conversation, &note);
         Ok(())
+    }
+
+    /// A note was added (here or on another node): every console hears.
+    pub(super) fn noted(&self, shop: &Shop, conversation: &str, note: &Note) {
+        let frame: Arc<str> =
+            frames::note(conversation, &note.buyer, &note.text, &note.agent, note.at).into();
+        broadcast(&Self::lock(&self.shop_desk(&shop.id)), &frame);
     }
 
     /// Announces again every high-priority case waiting longer than its shop allows, once,
@@ -243,14 +269,21 @@ impl Desk {
                 }
                 self.outbox.notify_one();
                 tracing::warn!(handoff = %handoff.id, "a high-priority case waited too long");
-                Self::lock(&desk).mark_escalated(&handoff.id);
                 let escalated = Handoff {
                     escalated: true,
                     ..handoff
                 };
-                self.announce(shop, &escalated).await;
+                self.escalated(shop, &escalated).await;
             }
         }
+    }
+}
+
+impl Desk {
+    /// A case was escalated (here or on another node): it is announced again.
+    pub(super) async fn escalated(&self, shop: &Shop, handoff: &Handoff) {
+        Self::lock(&self.shop_desk(&shop.id)).mark_escalated(&handoff.id);
+        self.announce(shop, handoff).await;
     }
 }
 

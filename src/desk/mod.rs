@@ -9,9 +9,11 @@
 mod agents;
 mod buyers;
 mod cases;
+mod cluster;
 pub mod frames;
 pub mod queue;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -22,8 +24,9 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::clock::SharedClock;
 use crate::shop::{Catalog, Shop};
-use crate::store::{HandoffStatus, Store, StoreError};
+use crate::store::{Handoff, Store, StoreError};
 use crate::telemetry::Metrics;
+pub use cluster::CatalogNow;
 use queue::{AgentLink, ShopQueue};
 pub use queue::{Presence, Standing};
 
@@ -51,6 +54,9 @@ pub enum BuyerPush {
     Resolved {
         handoff: String,
     },
+    /// Pushes may have been missed (the notices from other nodes were interrupted): send
+    /// again what the buyer should have, from the store.
+    Recheck,
 }
 
 /// A queued buyer's place, and a rough wait.
@@ -105,6 +111,11 @@ pub struct Desk {
     next_link: AtomicU64,
     /// Woken when events were written to the webhook outbox.
     pub outbox: Arc<Notify>,
+    /// Woken when this node's agents' consoles or statuses change, so the other nodes hear at
+    /// once rather than at the next heartbeat.
+    presence_changed: Notify,
+    /// When each other node sharing the store was last heard from.
+    nodes: Mutex<HashMap<String, tokio::time::Instant>>,
 }
 
 impl Desk {
@@ -117,6 +128,8 @@ impl Desk {
             buyers: DashMap::new(),
             next_link: AtomicU64::new(1),
             outbox: Arc::new(Notify::new()),
+            presence_changed: Notify::new(),
+            nodes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -144,39 +157,43 @@ impl Desk {
 
     /// Loads the open cases after a start (or a crash). Cases held by agents who are not
     /// connected, which after a start is all of them, return to the queue after the grace
-    /// period unless their agent comes back.
+    /// period unless their agent comes back (to this node or another).
     pub async fn restore(self: &Arc<Self>, catalog: &Catalog) -> Result<(), StoreError> {
         let open = self.store.open_handoffs(None).await?;
-        let mut holders = Vec::new();
-        for handoff in open {
-            let desk = self.shop_desk(&handoff.shop);
-            // One shop's lock at a time, released at the end of each case.
-            let mut queue = Self::lock(&desk);
-            match (handoff.status, handoff.claimed_by.clone()) {
-                (HandoffStatus::Claimed, Some(agent)) => {
-                    let key = (handoff.shop.clone(), agent.clone());
-                    if !holders.contains(&key) {
-                        holders.push(key);
-                    }
-                    queue.hold(handoff, agent);
-                }
-                _ => queue.enqueue(handoff),
-            }
-        }
-        let shops: Vec<String> = self.shops.iter().map(|e| e.key().clone()).collect();
-        for shop in shops {
-            let desk = self.shop_desk(&shop);
-            let queue = Self::lock(&desk);
-            self.refresh(&shop, &desk, &queue);
-        }
-        for (shop_id, agent) in holders {
-            if let Some(shop) = catalog.get(&shop_id) {
-                let desk = self.shop_desk(&shop_id);
-                let mut queue = Self::lock(&desk);
-                self.start_grace(shop, &mut queue, &agent);
-            }
-        }
+        self.replace_cases(catalog, open);
         Ok(())
+    }
+
+    /// Makes the live view of every shop the store's open cases, keeping agents and their
+    /// consoles, and starts the grace period of each holder who is connected nowhere.
+    fn replace_cases(self: &Arc<Self>, catalog: &Catalog, open: Vec<Handoff>) {
+        let mut by_shop: HashMap<String, Vec<Handoff>> = HashMap::new();
+        for handoff in open {
+            by_shop
+                .entry(handoff.shop.clone())
+                .or_default()
+                .push(handoff);
+        }
+        let mut shops: Vec<String> = self.shops.iter().map(|e| e.key().clone()).collect();
+        shops.extend(by_shop.keys().cloned());
+        shops.sort();
+        shops.dedup();
+        for shop_id in shops {
+            let desk = self.shop_desk(&shop_id);
+            let mut queue = Self::lock(&desk);
+            queue.replace_cases(by_shop.remove(&shop_id).unwrap_or_default());
+            self.refresh(&shop_id, &desk, &queue);
+            let Some(shop) = catalog.get(&shop_id) else {
+                continue;
+            };
+            for agent in queue.absent_holders() {
+                let waiting = queue.agents.get(&agent).is_some_and(|a| a.grace.is_some());
+                if !waiting {
+                    self.start_grace(shop, &mut queue, &agent);
+                }
+            }
+            self.tell_positions(shop, &desk, &mut queue);
+        }
     }
 
     /// The humans' side as the bot's away/busy notices need it; reads only atomics.
@@ -207,6 +224,40 @@ impl Desk {
         let id = queue.open_case_of(conversation)?.to_string();
         let standing = queue.standing(&id)?;
         Some((id, standing))
+    }
+
+    /// Where the open case `handoff` of a conversation stands. A case the store has but this
+    /// node's view does not know yet (another node created it a moment ago) is taken into
+    /// the view; `None` when the store has it closed.
+    pub async fn open_case(
+        &self,
+        shop: &Shop,
+        conversation: &str,
+        handoff: &str,
+    ) -> Option<Standing> {
+        if let Some((_, standing)) = self.standing(shop, conversation) {
+            return Some(standing);
+        }
+        let open = match self.store.open_handoffs(Some(&shop.id)).await {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look up a buyer's open case");
+                return None;
+            }
+        };
+        let case = open.into_iter().find(|h| h.id == handoff)?;
+        let desk = self.shop_desk(&shop.id);
+        let mut queue = Self::lock(&desk);
+        if queue.standing(&case.id).is_none() {
+            match case.claimed_by.clone() {
+                Some(agent) if case.status == crate::store::HandoffStatus::Claimed => {
+                    queue.hold(case, agent)
+                }
+                _ => queue.enqueue(case),
+            }
+            self.refresh(&shop.id, &desk, &queue);
+        }
+        queue.standing(handoff)
     }
 
     pub fn notice(&self, shop: &Shop, ahead: usize) -> QueueNotice {

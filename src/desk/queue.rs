@@ -63,14 +63,36 @@ impl AgentLink {
 pub struct AgentLive {
     pub name: String,
     pub status: Presence,
+    /// Counts changes of `status` across the nodes: the highest count is the latest choice.
+    pub status_version: u64,
+    /// This node's open consoles of the agent.
     pub links: Vec<AgentLink>,
+    /// Consoles open on other nodes sharing the store, by node.
+    pub elsewhere: HashMap<String, usize>,
     /// Cancels the timer that returns this agent's cases to the queue.
     pub grace: Option<CancellationToken>,
 }
 
 impl AgentLive {
+    pub fn new(name: String) -> AgentLive {
+        AgentLive {
+            name,
+            status: Presence::Online,
+            status_version: 0,
+            links: Vec::new(),
+            elsewhere: HashMap::new(),
+            grace: None,
+        }
+    }
+
+    /// A console of the agent is open here or on another node.
     pub fn connected(&self) -> bool {
-        !self.links.is_empty()
+        !self.links.is_empty() || self.elsewhere.values().any(|&consoles| consoles > 0)
+    }
+
+    /// What the agent's colleagues are shown: their status, or offline.
+    pub fn shown_status(&self) -> Option<Presence> {
+        self.connected().then_some(self.status)
     }
 }
 
@@ -154,6 +176,60 @@ impl ShopQueue {
         self.claimed
             .insert(id.to_string(), (case, agent.to_string()));
         self.claimed.get(id).map(|(case, _)| case)
+    }
+
+    /// Records that `agent` holds a case, whether this view had it queued, held by someone
+    /// else, or not at all (a claim heard from another node).
+    pub fn set_claimed(&mut self, mut handoff: Handoff, agent: &str, at: DateTime<Utc>) {
+        if self.claim(&handoff.id, agent, at).is_some() {
+            return;
+        }
+        handoff.status = HandoffStatus::Claimed;
+        handoff.claimed_by = Some(agent.to_string());
+        let id = handoff.id.clone();
+        self.hold(handoff, agent.to_string());
+        if let Some((case, _)) = self.claimed.get_mut(&id) {
+            case.claimed_at = Some(at);
+        }
+    }
+
+    /// Replaces every case with the store's open ones, keeping the agents: the view is
+    /// rebuilt after notices from other nodes may have been missed.
+    pub fn replace_cases(&mut self, open: Vec<Handoff>) {
+        self.order.clear();
+        self.queued.clear();
+        self.claimed.clear();
+        self.by_conversation.clear();
+        for handoff in open {
+            match (handoff.status, handoff.claimed_by.clone()) {
+                (HandoffStatus::Claimed, Some(agent)) => self.hold(handoff, agent),
+                _ => self.enqueue(handoff),
+            }
+        }
+    }
+
+    /// Every open case as `id status holder`, to compare the view with the store.
+    pub fn case_keys(&self) -> impl Iterator<Item = String> + '_ {
+        let queued = self.queued.keys().map(|id| format!("{id} queued -"));
+        let claimed = self
+            .claimed
+            .iter()
+            .map(|(id, (_, agent))| format!("{id} claimed {agent}"));
+        queued.chain(claimed)
+    }
+
+    /// Agents holding cases who have no console open anywhere.
+    pub fn absent_holders(&self) -> Vec<String> {
+        let mut absent: Vec<String> = self
+            .claimed
+            .values()
+            .map(|(_, agent)| agent)
+            .filter(|agent| !self.agents.get(*agent).is_some_and(AgentLive::connected))
+            .cloned()
+            .collect();
+        absent.sort();
+        absent.dedup();
+        absent
     }
 
     /// Forgets a case (resolved), queued or claimed.

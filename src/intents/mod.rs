@@ -22,7 +22,10 @@ use crate::normalize::is_word_char;
 const NEGATION_GAP: usize = 2;
 
 /// How urgent a handoff is; high goes before normal in the agents' queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum HandoffPriority {
     Normal,
     High,

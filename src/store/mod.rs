@@ -1,24 +1,37 @@
 //! Durable storage: conversations with their state, every message in and out, and handoffs.
 //!
 //! Callers see one async interface, [`Store`]; SQLite is the embedded default and PostgreSQL
-//! fits behind the same trait. The contract every backend keeps:
+//! lets several service nodes share one database. The contract every backend keeps (and
+//! `tests/it/store_contract.rs` checks against both):
 //! - when `record` returns `Ok`, everything in the exchange is durable (it survives `kill -9`),
 //!   and it was written atomically: the buyer's message, the replies, the new conversation
 //!   state and any new handoff, all or nothing;
-//! - operations are applied in the order they were submitted, so a conversation opened right
-//!   after a `record` sees that record's state.
+//! - operations of one caller are applied in the order they were submitted, so a
+//!   conversation opened right after a `record` sees that record's state;
+//! - of two claims of one queued handoff, from any nodes, exactly one wins.
 //!
-//! Backends batch concurrent writes into one transaction (group commit), so many connections
-//! writing at once cost one commit, not one each.
+//! A store shared by several nodes also carries their [`Feed`]: every change to the human side
+//! (a handoff created, claimed, resolved…) is announced to the other nodes in the same
+//! transaction that commits it, so they hear of it in commit order and never of a change that
+//! was rolled back.
 
+mod change;
+mod postgres;
 mod sqlite;
+mod stats;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use crate::conversation::ConversationState;
 use crate::intents::HandoffPriority;
 
+pub use change::{Change, Feed};
+pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +121,9 @@ pub struct Exchange {
     /// The canonical text of a question nothing answered, counted for the operators.
     pub unmatched: Option<String>,
     pub events: Vec<OutboxEvent>,
+    /// The buyer wrote while the conversation is with the humans: the agents' consoles, on
+    /// whichever node they are, must see the message.
+    pub to_agents: bool,
     pub at: DateTime<Utc>,
 }
 
@@ -120,7 +136,8 @@ pub struct Unmatched {
 }
 
 /// Where a handoff is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum HandoffStatus {
     Queued,
     Claimed,
@@ -147,7 +164,7 @@ impl HandoffStatus {
 }
 
 /// A handoff as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handoff {
     pub id: String,
     pub shop: String,
@@ -197,7 +214,7 @@ pub struct PendingMessage {
 }
 
 /// A note an agent wrote about a buyer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Note {
     pub shop: String,
     pub buyer: String,
@@ -329,7 +346,8 @@ pub trait Store: Send + Sync + 'static {
     /// Marks agent messages as handed to the buyer's connection.
     async fn mark_delivered(&self, seqs: Vec<i64>) -> Result<(), StoreError>;
 
-    async fn add_note(&self, note: Note) -> Result<(), StoreError>;
+    /// Stores a note about a buyer, written in `conversation`.
+    async fn add_note(&self, note: Note, conversation: &str) -> Result<(), StoreError>;
 
     /// Earlier handoffs (other than `except`) and notes of a buyer at a shop.
     async fn buyer_profile(
@@ -339,11 +357,14 @@ pub trait Store: Send + Sync + 'static {
         except: &str,
     ) -> Result<BuyerProfile, StoreError>;
 
-    /// Undelivered webhook events whose next attempt is due, oldest first.
+    /// Undelivered webhook events whose next attempt is due, oldest first. A store shared by
+    /// several nodes hands each event to one of them, leased for `lease`: if that node dies
+    /// before recording the delivery, the event is due again when the lease ends.
     async fn outbox_due(
         &self,
         now: DateTime<Utc>,
         limit: usize,
+        lease: Duration,
     ) -> Result<Vec<OutboxItem>, StoreError>;
 
     /// When the next undelivered event is due, if any.
@@ -366,6 +387,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// The most frequent unanswered questions of a shop, most frequent first.
     async fn unmatched(&self, shop: &str, limit: usize) -> Result<Vec<Unmatched>, StoreError>;
+
+    /// Starts following what the other nodes sharing this store commit and signal; `None`
+    /// for a store only this process uses. Once this returns, nothing committed later is
+    /// missed (or a [`Feed::Gap`] says so), so call it before loading the open cases.
+    async fn subscribe(&self) -> Result<Option<mpsc::Receiver<Feed>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Tells the other nodes something that is not stored (which agents are connected here).
+    /// Nothing to do for a store only this process uses.
+    async fn signal(&self, _payload: String) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Finishes pending writes and stops; later calls fail with `Unavailable`.
     async fn close(&self);

@@ -95,7 +95,7 @@ async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
                 break;
             }
             _ = lagged.cancelled() => {
-                console.outbound.close(close_code::AGAIN, "the console fell behind; reconnect").await;
+                console.outbound.close(close_code::AGAIN, "reconnect to refresh the queue").await;
                 break;
             }
             frame = inbox.recv() => match frame {

@@ -198,6 +198,12 @@ impl Connection {
             };
             self.commit_and_send(&shop, state, outcome, now).await?;
         }
+        self.catch_up(&shop).await
+    }
+
+    /// Sends what waited for the buyer in the store: agent replies not yet delivered, and
+    /// where their case stands.
+    async fn catch_up(&mut self, shop: &Shop) -> Result<(), Closed> {
         let conversation_id = self.conversation.as_ref().expect("opened").id.clone();
         match self.app.store.pending_messages(&conversation_id).await {
             Ok(pending) => {
@@ -213,8 +219,24 @@ impl Connection {
             }
             Err(e) => tracing::error!(error = %e, "cannot load agent replies for a buyer"),
         }
-        if let Some((_, standing)) = self.app.desk.standing(&shop, &conversation_id) {
-            self.send_standing(&shop, standing, None).await?;
+        let open_handoff = self
+            .conversation
+            .as_ref()
+            .expect("opened")
+            .state
+            .open_handoff
+            .clone();
+        let standing = match open_handoff {
+            Some(handoff) => {
+                self.app
+                    .desk
+                    .open_case(shop, &conversation_id, &handoff)
+                    .await
+            }
+            None => None,
+        };
+        if let Some(standing) = standing {
+            self.send_standing(shop, standing, None).await?;
         }
         Ok(())
     }
@@ -341,6 +363,10 @@ impl Connection {
                 self.send_queue_frame("resolved", None, None, None, None)
                     .await
             }
+            BuyerPush::Recheck => match self.shop() {
+                Some(shop) => self.catch_up(&shop).await,
+                None => Err(Closed),
+            },
         }
     }
 
@@ -459,12 +485,19 @@ impl Connection {
         let now = self.app.clock.now();
         let conversation = self.conversation.as_ref().expect("opened before reading");
         let mut state = conversation.state.clone();
-        let result = if state.open_handoff.is_some()
-            && self.app.desk.standing(&shop, &conversation.id).is_some()
-        {
+        let with_the_humans = match &state.open_handoff {
+            Some(handoff) => {
+                let desk = &self.app.desk;
+                desk.open_case(&shop, &conversation.id, handoff)
+                    .await
+                    .is_some()
+            }
+            None => false,
+        };
+        let result = if with_the_humans {
             self.with_the_humans(&shop, state, text, id, now).await
         } else {
-            // A handoff the desk no longer knows is over (resolved meanwhile).
+            // A handoff the store no longer has open is over (resolved meanwhile).
             state.open_handoff = None;
             let staffing = self.app.desk.staffing(&shop);
             let response = responder::respond_staffed(&shop, &mut state, &text, now, staffing);
@@ -514,6 +547,7 @@ impl Connection {
             handoff: None,
             unmatched: None,
             events: Vec::new(),
+            to_agents: true,
             at: now,
         };
         if !self.store(exchange).await? {
@@ -607,6 +641,7 @@ impl Connection {
             handoff,
             unmatched,
             events,
+            to_agents: false,
             at: now,
         };
         if !self.store(exchange).await? {

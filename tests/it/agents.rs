@@ -8,7 +8,7 @@ use crate::helpers::{Client, Setup, TestApp};
 
 /// A buyer who complains and has read the handoff notice and their place in the queue;
 /// returns the buyer and their conversation id.
-async fn complaining_buyer(app: &TestApp, name: &str, text: &str) -> (Client, String) {
+pub async fn complaining_buyer(app: &TestApp, name: &str, text: &str) -> (Client, String) {
     let mut buyer = app.buyer(name).await;
     buyer.until(|f| f["kind"] == "welcome").await;
     let replies = buyer.ask(text, "h", "handoff").await;
@@ -19,7 +19,7 @@ async fn complaining_buyer(app: &TestApp, name: &str, text: &str) -> (Client, St
 }
 
 /// The `handoff` frame an agent receives for a conversation.
-async fn handoff_for(agent: &mut Client, conversation: &str) -> Value {
+pub async fn handoff_for(agent: &mut Client, conversation: &str) -> Value {
     agent
         .until(|f| f["type"] == "handoff" && f["handoff"]["conversation"] == conversation)
         .await

@@ -54,9 +54,9 @@ fn intents(dir: &Path) -> std::path::PathBuf {
     intents
 }
 
-/// Starts the real binary on a free port with `dir/intents` and `dir/config.toml`, and
-/// returns it with its address.
-pub async fn start_service(dir: &Path, database: &Path) -> (Child, String) {
+/// Starts the real binary on a free port with `dir/intents`, `dir/config.toml` and `database`
+/// (a SQLite file or a PostgreSQL URL), and returns it with its address.
+pub async fn start_service(dir: &Path, database: impl AsRef<std::ffi::OsStr>) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_autoresponder"))
         .args(["serve", "--listen", "127.0.0.1:0", "--database"])
         .arg(database)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use autoresponder::clock::ManualClock;
-use autoresponder::config::{Limits, ServeConfig};
+use autoresponder::config::{ClusterSettings, Database, Limits, ServeConfig};
 use autoresponder::webhook::WebhookSettings;
 use chrono::{DateTime, Utc};
 use futures_util::{SinkExt, StreamExt};
@@ -49,6 +49,7 @@ pub const ADMIN_TOKEN: &str = "admin-token";
 pub struct TestApp {
     pub address: std::net::SocketAddr,
     pub clock: ManualClock,
+    /// The SQLite file, when the service runs on one (see `Setup::database`).
     pub database: PathBuf,
     /// The test's own copy of the shops, which a test may edit.
     pub intents: PathBuf,
@@ -83,11 +84,21 @@ pub struct Setup {
     pub agents: Option<String>,
     pub webhooks: WebhookSettings,
     pub escalation_check: Duration,
+    /// A shared database (PostgreSQL) instead of the test's own SQLite file.
+    pub database: Option<Database>,
+    pub cluster: ClusterSettings,
 }
 
 impl Default for Setup {
     fn default() -> Self {
         Setup {
+            database: None,
+            // Nodes of a test hear of each other's agents well within the test shop's grace.
+            cluster: ClusterSettings {
+                heartbeat: Duration::from_millis(50),
+                node_timeout: Duration::from_millis(400),
+                pool_size: 8,
+            },
             limits: Limits::default(),
             agents: None,
             webhooks: WebhookSettings {
@@ -168,8 +179,11 @@ impl TestApp {
             intents: intents.clone(),
             index: repo_path("index"),
             faq_on_disk: None,
-            database: database.clone(),
+            database: setup
+                .database
+                .unwrap_or_else(|| Database::Sqlite(database.clone())),
             database_busy_timeout: Duration::from_millis(200),
+            cluster: setup.cluster,
             limits: setup.limits,
             shutdown_grace: Duration::from_secs(5),
             webhooks: setup.webhooks,

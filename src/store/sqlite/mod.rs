@@ -264,7 +264,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn add_note(&self, note: Note) -> Result<(), StoreError> {
+    async fn add_note(&self, note: Note, _conversation: &str) -> Result<(), StoreError> {
         self.write(move |c| handoffs::add_note(c, &note)).await
     }
 
@@ -279,10 +279,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    /// One process delivers this store's outbox, so nothing needs leasing.
     async fn outbox_due(
         &self,
         now: DateTime<Utc>,
         limit: usize,
+        _lease: Duration,
     ) -> Result<Vec<OutboxItem>, StoreError> {
         self.read(move |c| outbox::due(c, now, limit)).await
     }
@@ -396,164 +398,5 @@ fn run_batch(connection: &mut Connection, batch: &mut Vec<Job>) {
     if committed.is_err() {
         // Drop any half-finished transaction state before the next batch.
         let _ = connection.execute_batch("ROLLBACK");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::conversation::ConversationState;
-    use crate::intents::HandoffPriority;
-    use crate::store::{HandoffStatus, NewHandoff, OutgoingMessage};
-
-    fn exchange(conversation: &Conversation, text: &str) -> Exchange {
-        Exchange {
-            conversation: conversation.id.clone(),
-            shop: conversation.shop.clone(),
-            buyer: conversation.buyer.clone(),
-            buyer_message: Some((text.to_string(), None)),
-            replies: vec![OutgoingMessage {
-                kind: "fallback",
-                intent: None,
-                text: "reply".into(),
-            }],
-            state: ConversationState::default(),
-            handoff: None,
-            unmatched: Some(text.to_string()),
-            events: Vec::new(),
-            at: Utc::now(),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_handoff_is_claimed_once_resolved_by_its_holder_and_gives_the_bot_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("s.db"), Duration::from_secs(1)).unwrap();
-        let conversation = store
-            .open_conversation("default", "b", Utc::now())
-            .await
-            .unwrap();
-        let mut handing_off = exchange(&conversation, "我要投诉");
-        handing_off.state.open_handoff = Some("h1".into());
-        handing_off.handoff = Some(NewHandoff {
-            id: "h1".into(),
-            intent: "complaint".into(),
-            priority: HandoffPriority::High,
-        });
-        store.record(handing_off).await.unwrap();
-
-        // Two agents race: the store serialises them and exactly one wins.
-        let (a, b) = tokio::join!(
-            store.claim("h1", "mei", Utc::now(), Vec::new()),
-            store.claim("h1", "lan", Utc::now(), Vec::new())
-        );
-        let (a, b) = (a.unwrap(), b.unwrap());
-        let winner = match (&a, &b) {
-            (ClaimOutcome::Claimed(h), ClaimOutcome::Conflict { by }) => {
-                assert_eq!(by.as_deref(), Some("mei"));
-                h.claimed_by.clone()
-            }
-            other => panic!("expected one winner: {other:?}"),
-        };
-        assert_eq!(winner.as_deref(), Some("mei"));
-        assert_eq!(
-            store
-                .claim("nope", "mei", Utc::now(), Vec::new())
-                .await
-                .unwrap(),
-            ClaimOutcome::NotFound
-        );
-        assert!(matches!(
-            store
-                .resolve("h1", "lan", Utc::now(), Vec::new())
-                .await
-                .unwrap(),
-            ResolveOutcome::Conflict { .. }
-        ));
-
-        // The holder leaves: the case goes back to the queue, marked.
-        let requeued = store.requeue("default", "mei").await.unwrap();
-        assert_eq!(requeued.len(), 1);
-        let open = store.open_handoffs(Some("default")).await.unwrap();
-        assert_eq!(open[0].status, HandoffStatus::Queued);
-        assert!(open[0].requeued);
-
-        store
-            .claim("h1", "lan", Utc::now(), Vec::new())
-            .await
-            .unwrap();
-        let seq = store
-            .agent_message(AgentMessage {
-                conversation: conversation.id.clone(),
-                agent_id: "lan".into(),
-                agent_name: "小兰".into(),
-                text: "您好".into(),
-                at: Utc::now(),
-            })
-            .await
-            .unwrap();
-        assert_eq!(
-            store.pending_messages(&conversation.id).await.unwrap()[0].seq,
-            seq
-        );
-        store.mark_delivered(vec![seq]).await.unwrap();
-        assert!(
-            store
-                .pending_messages(&conversation.id)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-
-        assert!(matches!(
-            store
-                .resolve("h1", "lan", Utc::now(), Vec::new())
-                .await
-                .unwrap(),
-            ResolveOutcome::Resolved(_)
-        ));
-        assert!(store.open_handoffs(None).await.unwrap().is_empty());
-        let reopened = store
-            .open_conversation("default", "b", Utc::now())
-            .await
-            .unwrap();
-        assert_eq!(
-            reopened.state.open_handoff, None,
-            "the bot has the buyer back"
-        );
-        store.close().await;
-    }
-
-    #[tokio::test]
-    async fn acknowledged_writes_outlive_close_and_later_calls_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.db");
-        let store = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
-        let conversation = store
-            .open_conversation("default", "b", Utc::now())
-            .await
-            .unwrap();
-        store.record(exchange(&conversation, "在吗")).await.unwrap();
-        store.record(exchange(&conversation, "在吗")).await.unwrap();
-        store.close().await;
-        assert!(matches!(
-            store.record(exchange(&conversation, "late")).await,
-            Err(StoreError::Unavailable(_))
-        ));
-        store.close().await; // a second close is harmless
-
-        let reopened = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
-        let again = reopened
-            .open_conversation("default", "b", Utc::now())
-            .await
-            .unwrap();
-        assert_eq!(again.id, conversation.id, "the same buyer continues");
-        assert_eq!(reopened.transcript(&again.id).await.unwrap().len(), 4);
-        let unmatched = reopened.unmatched("default", 10).await.unwrap();
-        assert_eq!(
-            (unmatched[0].text.as_str(), unmatched[0].count),
-            ("在吗", 2)
-        );
-        reopened.close().await;
     }
 }

@@ -1,0 +1,354 @@
+//! Conversations and their messages on PostgreSQL: opening, recording exchanges, agent
+//! messages and their delivery, transcripts, unanswered questions, figures.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+
+use super::{column, notices, query, query_one, query_opt, unavailable};
+use crate::conversation::ConversationState;
+use crate::store::stats::StatsWalk;
+use crate::store::{
+    AgentMessage, Change, Conversation, Exchange, Handoff, HandoffStatus, PendingMessage, Sender,
+    ShopStats, StoreError, TranscriptLine, Unmatched,
+};
+
+pub async fn open(
+    c: &impl GenericClient,
+    shop: &str,
+    buyer: &str,
+    now: DateTime<Utc>,
+) -> Result<Conversation, StoreError> {
+    // The state names its open handoff; the handoffs table is the truth about whether it is
+    // still open (it may have been resolved while the buyer's state was being written).
+    let existing = query_opt(
+        c,
+        "SELECT c.id, c.state, h.status FROM conversations c
+         LEFT JOIN handoffs h ON h.id = (c.state::jsonb ->> 'open_handoff')
+         WHERE c.shop = $1 AND c.buyer = $2",
+        &[&shop, &buyer],
+    )
+    .await?;
+    let (id, state) = match existing {
+        Some(row) => {
+            let (id, state, status): (String, String, Option<String>) =
+                (column(&row, 0)?, column(&row, 1)?, column(&row, 2)?);
+            let mut state: ConversationState = serde_json::from_str(&state)
+                .map_err(|e| StoreError::Corrupt(format!("conversation {id}: {e}")))?;
+            if state.open_handoff.is_some()
+                && !matches!(status.as_deref(), Some("queued" | "claimed"))
+            {
+                state.open_handoff = None;
+            }
+            (id, state)
+        }
+        None => {
+            let id = uuid::Uuid::now_v7().to_string();
+            // Two connections of a new buyer may race: the loser reads the winner's row.
+            let inserted = super::execute(
+                c,
+                "INSERT INTO conversations (id, shop, buyer, state, created_at, updated_at)
+                 VALUES ($1, $2, $3, '{}', $4, $4) ON CONFLICT (shop, buyer) DO NOTHING",
+                &[&id, &shop, &buyer, &now],
+            )
+            .await?;
+            if inserted == 0 {
+                return Box::pin(open(c, shop, buyer, now)).await;
+            }
+            (id, ConversationState::default())
+        }
+    };
+    Ok(Conversation {
+        id,
+        shop: shop.to_string(),
+        buyer: buyer.to_string(),
+        state,
+    })
+}
+
+/// The state update, the messages and the unanswered-question count of an exchange, in one
+/// statement: the common exchange (a question and its answers) is one round trip and one
+/// commit. Returns false when the conversation does not exist.
+async fn write_messages(
+    c: &impl GenericClient,
+    exchange: &Exchange,
+    state: &str,
+) -> Result<bool, StoreError> {
+    let mut senders = Vec::with_capacity(exchange.replies.len() + 1);
+    let mut kinds: Vec<Option<&str>> = Vec::with_capacity(senders.capacity());
+    let mut intents: Vec<Option<&str>> = Vec::with_capacity(senders.capacity());
+    let mut texts = Vec::with_capacity(senders.capacity());
+    let mut client_ids: Vec<Option<&str>> = Vec::with_capacity(senders.capacity());
+    if let Some((text, client_id)) = &exchange.buyer_message {
+        senders.push(Sender::Buyer.as_str());
+        kinds.push(None);
+        intents.push(None);
+        texts.push(text.as_str());
+        client_ids.push(client_id.as_deref());
+    }
+    for reply in &exchange.replies {
+        senders.push(Sender::Bot.as_str());
+        kinds.push(Some(reply.kind));
+        intents.push(reply.intent.as_deref());
+        texts.push(reply.text.as_str());
+        client_ids.push(None);
+    }
+    let row = query_one(
+        c,
+        "WITH updated AS (
+             UPDATE conversations SET state = $2, updated_at = $3 WHERE id = $1 RETURNING id
+         ), written AS (
+             INSERT INTO messages (conversation, sender, kind, intent, text, client_id, at)
+             SELECT updated.id, m.sender, m.kind, m.intent, m.text, m.client_id, $3
+             FROM updated,
+                  UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+                      WITH ORDINALITY AS m(sender, kind, intent, text, client_id, n)
+             ORDER BY m.n
+             RETURNING seq
+         ), counted AS (
+             INSERT INTO unmatched (shop, text, count, first_seen, last_seen)
+             SELECT $9, $10, 1, $3, $3 FROM updated WHERE $10::text IS NOT NULL
+             ON CONFLICT (shop, text)
+             DO UPDATE SET count = unmatched.count + 1, last_seen = EXCLUDED.last_seen
+         )
+         SELECT count(*) FROM updated",
+        &[
+            &exchange.conversation,
+            &state,
+            &exchange.at,
+            &senders,
+            &kinds,
+            &intents,
+            &texts,
+            &client_ids,
+            &exchange.shop,
+            &exchange.unmatched,
+        ],
+    )
+    .await?;
+    Ok(column::<i64>(&row, 0)? == 1)
+}
+
+pub async fn record(
+    client: &mut deadpool_postgres::Client,
+    node: &str,
+    exchange: &Exchange,
+) -> Result<(), StoreError> {
+    let state = serde_json::to_string(&exchange.state)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode state: {e}")))?;
+    let missing = || StoreError::Corrupt(format!("no conversation {}", exchange.conversation));
+    let simple = exchange.handoff.is_none() && exchange.events.is_empty() && !exchange.to_agents;
+    if simple {
+        return match write_messages(&*client, exchange, &state).await? {
+            true => Ok(()),
+            false => Err(missing()),
+        };
+    }
+    let tx = client.transaction().await.map_err(unavailable)?;
+    if !write_messages(&tx, exchange, &state).await? {
+        return Err(missing());
+    }
+    if let Some(handoff) = &exchange.handoff {
+        super::execute(
+            &tx,
+            "INSERT INTO handoffs (id, shop, conversation, buyer, intent, priority, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &handoff.id,
+                &exchange.shop,
+                &exchange.conversation,
+                &exchange.buyer,
+                &handoff.intent,
+                &handoff.priority.as_str(),
+                &exchange.at,
+            ],
+        )
+        .await?;
+        let created = Handoff {
+            id: handoff.id.clone(),
+            shop: exchange.shop.clone(),
+            conversation: exchange.conversation.clone(),
+            buyer: exchange.buyer.clone(),
+            intent: handoff.intent.clone(),
+            priority: handoff.priority,
+            status: HandoffStatus::Queued,
+            created_at: exchange.at,
+            claimed_by: None,
+            escalated: false,
+            requeued: false,
+        };
+        notices::announce(&tx, node, Change::HandoffCreated { handoff: created }).await?;
+    }
+    if exchange.to_agents
+        && let Some((text, _)) = &exchange.buyer_message
+    {
+        let change = Change::BuyerWrote {
+            shop: exchange.shop.clone(),
+            conversation: exchange.conversation.clone(),
+            text: text.clone(),
+            at: exchange.at,
+        };
+        notices::announce(&tx, node, change).await?;
+    }
+    super::outbox::enqueue(&tx, &exchange.events, exchange.at).await?;
+    tx.commit().await.map_err(unavailable)
+}
+
+pub async fn agent_message(
+    client: &mut deadpool_postgres::Client,
+    node: &str,
+    message: &AgentMessage,
+) -> Result<i64, StoreError> {
+    let tx = client.transaction().await.map_err(unavailable)?;
+    let row = query_opt(
+        &tx,
+        "WITH touched AS (
+             UPDATE conversations SET updated_at = $3 WHERE id = $1 RETURNING id
+         )
+         INSERT INTO messages (conversation, sender, kind, text, at, agent_id, agent_name,
+                               delivered)
+         SELECT id, 'agent', 'agent', $2, $3, $4, $5, false FROM touched
+         RETURNING seq",
+        &[
+            &message.conversation,
+            &message.text,
+            &message.at,
+            &message.agent_id,
+            &message.agent_name,
+        ],
+    )
+    .await?;
+    let Some(row) = row else {
+        return Err(StoreError::Corrupt(format!(
+            "no conversation {}",
+            message.conversation
+        )));
+    };
+    let seq: i64 = column(&row, 0)?;
+    let change = Change::AgentWrote {
+        conversation: message.conversation.clone(),
+        seq,
+        agent_name: message.agent_name.clone(),
+        text: message.text.clone(),
+        at: message.at,
+    };
+    notices::announce(&tx, node, change).await?;
+    tx.commit().await.map_err(unavailable)?;
+    Ok(seq)
+}
+
+pub async fn pending(
+    c: &impl GenericClient,
+    conversation: &str,
+) -> Result<Vec<PendingMessage>, StoreError> {
+    let rows = query(
+        c,
+        "SELECT seq, agent_name, text, at FROM messages
+         WHERE conversation = $1 AND delivered = false ORDER BY seq",
+        &[&conversation],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(PendingMessage {
+                seq: column(row, 0)?,
+                agent_name: column::<Option<String>>(row, 1)?.unwrap_or_default(),
+                text: column(row, 2)?,
+                at: column(row, 3)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn mark_delivered(c: &impl GenericClient, seqs: &[i64]) -> Result<(), StoreError> {
+    super::execute(
+        c,
+        "UPDATE messages SET delivered = true WHERE seq = ANY($1)",
+        &[&seqs],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn transcript(
+    c: &impl GenericClient,
+    conversation: &str,
+) -> Result<Vec<TranscriptLine>, StoreError> {
+    let rows = query(
+        c,
+        "SELECT seq, sender, kind, intent, agent_name, text, at FROM messages
+         WHERE conversation = $1 ORDER BY seq",
+        &[&conversation],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let from: String = column(row, 1)?;
+            Ok(TranscriptLine {
+                seq: column(row, 0)?,
+                from: Sender::parse(&from)
+                    .ok_or_else(|| StoreError::Corrupt(format!("sender {from:?}")))?,
+                kind: column(row, 2)?,
+                intent: column(row, 3)?,
+                agent: column(row, 4)?,
+                text: column(row, 5)?,
+                at: column(row, 6)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn unmatched(
+    c: &impl GenericClient,
+    shop: &str,
+    limit: usize,
+) -> Result<Vec<Unmatched>, StoreError> {
+    let rows = query(
+        c,
+        "SELECT text, count, last_seen FROM unmatched WHERE shop = $1
+         ORDER BY count DESC, last_seen DESC LIMIT $2",
+        &[&shop, &(limit as i64)],
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Unmatched {
+                text: column(row, 0)?,
+                count: column::<i64>(row, 1)?.max(0) as u64,
+                last_seen: column(row, 2)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn stats(
+    c: &impl GenericClient,
+    shop: &str,
+    since: DateTime<Utc>,
+) -> Result<ShopStats, StoreError> {
+    let mut walk = StatsWalk::default();
+    let handoffs = query(
+        c,
+        "SELECT conversation, created_at FROM handoffs
+         WHERE shop = $1 AND created_at >= $2 ORDER BY created_at",
+        &[&shop, &since],
+    )
+    .await?;
+    for row in &handoffs {
+        walk.handoff(column(row, 0)?, column(row, 1)?);
+    }
+    let messages = query(
+        c,
+        "SELECT m.conversation, m.sender, m.at FROM messages m
+         JOIN conversations c ON c.id = m.conversation
+         WHERE c.shop = $1 AND m.at >= $2 ORDER BY m.conversation, m.seq",
+        &[&shop, &since],
+    )
+    .await?;
+    for row in &messages {
+        let sender: String = column(row, 1)?;
+        let from = Sender::parse(&sender)
+            .ok_or_else(|| StoreError::Corrupt(format!("sender {sender:?}")))?;
+        walk.message(column(row, 0)?, from, column(row, 2)?);
+    }
+    Ok(walk.finish())
+}

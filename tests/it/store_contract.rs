@@ -1,0 +1,689 @@
+//! The store's contract (`src/store/mod.rs`), checked against both backends: every case runs
+//! once on a SQLite file and once on a fresh PostgreSQL database, so they cannot drift.
+//! Cases only one backend has (PostgreSQL's leases and its feed between nodes) come after.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use autoresponder::conversation::ConversationState;
+use autoresponder::intents::HandoffPriority;
+use autoresponder::store::{
+    AgentMessage, Change, ClaimOutcome, Conversation, Exchange, Feed, HandoffStatus, NewHandoff,
+    Note, OutboxEvent, OutgoingMessage, ResolveOutcome, SqliteStore, Store, StoreError,
+};
+use chrono::{DateTime, Utc};
+
+use crate::helpers::{PATIENCE, at};
+use crate::pg::{PgDatabase, as_store};
+
+/// A backend under test, and what reopening it needs.
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgDatabase),
+}
+
+impl Backend {
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite(dir) => Arc::new(
+                SqliteStore::open(&dir.path().join("s.db"), Duration::from_secs(1)).unwrap(),
+            ),
+            Backend::Postgres(db) => as_store(db.store().await),
+        }
+    }
+}
+
+/// Instantiates each contract case for both backends.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let backend = super::Backend::Sqlite(tempfile::tempdir().unwrap());
+                    super::$case(&backend).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let backend = super::Backend::Postgres(crate::pg::PgDatabase::create().await);
+                    super::$case(&backend).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    an_exchange_is_stored_whole_and_the_buyer_continues_after_a_reopen,
+    an_exchange_for_a_missing_conversation_writes_nothing,
+    a_handoff_is_claimed_once_resolved_by_its_holder_and_gives_the_bot_back,
+    of_many_racing_claims_exactly_one_wins,
+    agent_messages_wait_until_delivered,
+    escalation_happens_once_and_only_while_queued,
+    the_outbox_keeps_events_until_delivered_and_retries_failures,
+    a_buyer_profile_has_earlier_cases_and_notes,
+    figures_count_messages_replies_and_handoffs,
+    a_closed_store_refuses_calls,
+);
+
+const NOW: &str = "2026-11-11T00:05:00+08:00";
+
+fn exchange(conversation: &Conversation, text: &str, at_: DateTime<Utc>) -> Exchange {
+    Exchange {
+        conversation: conversation.id.clone(),
+        shop: conversation.shop.clone(),
+        buyer: conversation.buyer.clone(),
+        buyer_message: Some((text.to_string(), Some("c-1".into()))),
+        replies: vec![
+            OutgoingMessage {
+                kind: "away",
+                intent: None,
+                text: "稍后回复您".into(),
+            },
+            OutgoingMessage {
+                kind: "fallback",
+                intent: None,
+                text: "让我帮您确认一下".into(),
+            },
+        ],
+        state: ConversationState::default(),
+        handoff: None,
+        unmatched: Some(text.to_string()),
+        events: Vec::new(),
+        to_agents: false,
+        at: at_,
+    }
+}
+
+/// Opens a conversation and records a handoff in it; returns the conversation.
+async fn handed_off(store: &dyn Store, buyer: &str, handoff: &str) -> Conversation {
+    let conversation = store
+        .open_conversation("default", buyer, at(NOW))
+        .await
+        .unwrap();
+    let mut handing_off = exchange(&conversation, "我要投诉", at(NOW));
+    handing_off.state.open_handoff = Some(handoff.into());
+    handing_off.handoff = Some(NewHandoff {
+        id: handoff.into(),
+        intent: "complaint".into(),
+        priority: HandoffPriority::High,
+    });
+    handing_off.unmatched = None;
+    store.record(handing_off).await.unwrap();
+    conversation
+}
+
+fn event(id: &str) -> OutboxEvent {
+    OutboxEvent {
+        id: id.into(),
+        shop: "default".into(),
+        url: "http://127.0.0.1:9/hook".into(),
+        event: "handoff.claimed".into(),
+        body: format!("{{\"id\":\"{id}\"}}"),
+    }
+}
+
+async fn an_exchange_is_stored_whole_and_the_buyer_continues_after_a_reopen(backend: &Backend) {
+    let store = backend.open().await;
+    let conversation = store
+        .open_conversation("default", "b", at(NOW))
+        .await
+        .unwrap();
+    let mut first = exchange(&conversation, "在吗", at(NOW));
+    first.state.bargain_step = 2;
+    store.record(first).await.unwrap();
+    store
+        .record(exchange(&conversation, "在吗", at(NOW)))
+        .await
+        .unwrap();
+    store.close().await;
+
+    let reopened = backend.open().await;
+    let again = reopened
+        .open_conversation("default", "b", at(NOW))
+        .await
+        .unwrap();
+    assert_eq!(again.id, conversation.id, "the same buyer continues");
+    let other = reopened
+        .open_conversation("default", "someone-else", at(NOW))
+        .await
+        .unwrap();
+    assert_ne!(other.id, conversation.id);
+    let lines = reopened.transcript(&again.id).await.unwrap();
+    let texts: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l.from.as_str(), l.text.as_str()))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            ("buyer", "在吗"),
+            ("bot", "稍后回复您"),
+            ("bot", "让我帮您确认一下"),
+            ("buyer", "在吗"),
+            ("bot", "稍后回复您"),
+            ("bot", "让我帮您确认一下"),
+        ],
+        "in order, each buyer message before its replies"
+    );
+    assert!(lines.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(lines[1].kind.as_deref(), Some("away"));
+    assert_eq!(lines[0].at, at(NOW));
+    let unmatched = reopened.unmatched("default", 10).await.unwrap();
+    assert_eq!(
+        (unmatched[0].text.as_str(), unmatched[0].count),
+        ("在吗", 2)
+    );
+    assert!(
+        reopened
+            .unmatched("other-shop", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    reopened.close().await;
+}
+
+async fn an_exchange_for_a_missing_conversation_writes_nothing(backend: &Backend) {
+    let store = backend.open().await;
+    let real = store
+        .open_conversation("default", "b", at(NOW))
+        .await
+        .unwrap();
+    let ghost = Conversation {
+        id: "no-such-conversation".into(),
+        ..real.clone()
+    };
+    for with_handoff in [false, true] {
+        let mut lost = exchange(&ghost, "我要退货", at(NOW));
+        if with_handoff {
+            lost.handoff = Some(NewHandoff {
+                id: "h-ghost".into(),
+                intent: "return".into(),
+                priority: HandoffPriority::Normal,
+            });
+            lost.events = vec![event("e-ghost")];
+        }
+        assert!(matches!(
+            store.record(lost).await,
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+    assert!(store.transcript(&ghost.id).await.unwrap().is_empty());
+    assert!(store.handoffs(None).await.unwrap().is_empty());
+    assert!(store.unmatched("default", 10).await.unwrap().is_empty());
+    let due = store
+        .outbox_due(Utc::now(), 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(due.is_empty(), "no event of a write that failed: {due:?}");
+    store.close().await;
+}
+
+async fn a_handoff_is_claimed_once_resolved_by_its_holder_and_gives_the_bot_back(
+    backend: &Backend,
+) {
+    let store = backend.open().await;
+    let conversation = handed_off(&*store, "b", "h1").await;
+    let reopened = store
+        .open_conversation("default", "b", at(NOW))
+        .await
+        .unwrap();
+    assert_eq!(reopened.state.open_handoff.as_deref(), Some("h1"));
+    let open = store.open_handoffs(Some("default")).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        (open[0].status, open[0].priority, open[0].intent.as_str()),
+        (HandoffStatus::Queued, HandoffPriority::High, "complaint")
+    );
+    assert_eq!(open[0].created_at, at(NOW));
+    assert!(store.open_handoffs(Some("other")).await.unwrap().is_empty());
+
+    // Two agents race: exactly one wins.
+    let (a, b) = tokio::join!(
+        store.claim("h1", "mei", at(NOW), Vec::new()),
+        store.claim("h1", "lan", at(NOW), Vec::new())
+    );
+    let (winner, loser) = match (a.unwrap(), b.unwrap()) {
+        (ClaimOutcome::Claimed(h), ClaimOutcome::Conflict { by }) => (h, by),
+        (ClaimOutcome::Conflict { by }, ClaimOutcome::Claimed(h)) => (h, by),
+        other => panic!("expected one winner: {other:?}"),
+    };
+    assert_eq!(winner.claimed_by, loser, "the loser is told who won");
+    let holder = winner.claimed_by.clone().unwrap();
+    let other = if holder == "mei" { "lan" } else { "mei" };
+    assert_eq!(winner.status, HandoffStatus::Claimed);
+    assert_eq!(
+        store
+            .claim("nope", "mei", at(NOW), Vec::new())
+            .await
+            .unwrap(),
+        ClaimOutcome::NotFound
+    );
+    assert!(matches!(
+        store
+            .resolve("h1", other, at(NOW), Vec::new())
+            .await
+            .unwrap(),
+        ResolveOutcome::Conflict { .. }
+    ));
+
+    // The holder leaves: the case goes back to the queue, marked.
+    let requeued = store.requeue("default", &holder).await.unwrap();
+    assert_eq!(requeued.len(), 1);
+    assert_eq!(requeued[0].status, HandoffStatus::Queued);
+    assert!(store.requeue("default", &holder).await.unwrap().is_empty());
+    let open = store.open_handoffs(Some("default")).await.unwrap();
+    assert_eq!(open[0].status, HandoffStatus::Queued);
+    assert!(open[0].requeued);
+    assert_eq!(open[0].claimed_by, None);
+
+    assert!(matches!(
+        store.claim("h1", other, at(NOW), Vec::new()).await.unwrap(),
+        ClaimOutcome::Claimed(_)
+    ));
+    let resolved = store
+        .resolve("h1", other, at(NOW), Vec::new())
+        .await
+        .unwrap();
+    let ResolveOutcome::Resolved(resolved) = resolved else {
+        panic!("the holder resolves: {resolved:?}");
+    };
+    assert_eq!(resolved.status, HandoffStatus::Resolved);
+    assert!(matches!(
+        store
+            .resolve("h1", other, at(NOW), Vec::new())
+            .await
+            .unwrap(),
+        ResolveOutcome::Conflict { .. }
+    ));
+    assert!(store.open_handoffs(None).await.unwrap().is_empty());
+    assert_eq!(store.handoffs(None).await.unwrap().len(), 1);
+    let reopened = store
+        .open_conversation("default", "b", at(NOW))
+        .await
+        .unwrap();
+    assert_eq!(reopened.id, conversation.id);
+    assert_eq!(
+        reopened.state.open_handoff, None,
+        "the bot has the buyer back"
+    );
+    store.close().await;
+}
+
+async fn of_many_racing_claims_exactly_one_wins(backend: &Backend) {
+    let store = backend.open().await;
+    for case in 0..5 {
+        handed_off(&*store, &format!("b{case}"), &format!("h{case}")).await;
+    }
+    // Every case is claimed by 12 agents at once (over several connections, for PostgreSQL).
+    let mut races = Vec::new();
+    for case in 0..5 {
+        for agent in 0..12 {
+            let store = store.clone();
+            races.push(tokio::spawn(async move {
+                let outcome = store
+                    .claim(
+                        &format!("h{case}"),
+                        &format!("a{agent}"),
+                        at(NOW),
+                        Vec::new(),
+                    )
+                    .await
+                    .unwrap();
+                (case, outcome)
+            }));
+        }
+    }
+    let mut winners = vec![Vec::new(); 5];
+    for race in races {
+        let (case, outcome) = race.await.unwrap();
+        match outcome {
+            ClaimOutcome::Claimed(h) => winners[case].push(h.claimed_by.unwrap()),
+            ClaimOutcome::Conflict { by } => assert!(by.is_some()),
+            ClaimOutcome::NotFound => panic!("h{case} exists"),
+        }
+    }
+    let stored = store.open_handoffs(None).await.unwrap();
+    for (case, won) in winners.iter().enumerate() {
+        assert_eq!(won.len(), 1, "h{case}: {won:?}");
+        let row = stored.iter().find(|h| h.id == format!("h{case}")).unwrap();
+        assert_eq!(row.claimed_by.as_ref(), Some(&won[0]), "the store agrees");
+    }
+    store.close().await;
+}
+
+async fn agent_messages_wait_until_delivered(backend: &Backend) {
+    let store = backend.open().await;
+    let conversation = handed_off(&*store, "b", "h1").await;
+    let mut seqs = Vec::new();
+    for text in ["您好，我是小兰", "已为您登记退货"] {
+        seqs.push(
+            store
+                .agent_message(AgentMessage {
+                    conversation: conversation.id.clone(),
+                    agent_id: "lan".into(),
+                    agent_name: "小兰".into(),
+                    text: text.into(),
+                    at: at(NOW),
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(seqs[0] < seqs[1]);
+    let pending = store.pending_messages(&conversation.id).await.unwrap();
+    let texts: Vec<&str> = pending.iter().map(|p| p.text.as_str()).collect();
+    assert_eq!(texts, ["您好，我是小兰", "已为您登记退货"]);
+    assert_eq!(pending[0].agent_name, "小兰");
+    store.mark_delivered(vec![seqs[0]]).await.unwrap();
+    let pending = store.pending_messages(&conversation.id).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].seq, seqs[1]);
+    let transcript = store.transcript(&conversation.id).await.unwrap();
+    let last = transcript.last().unwrap();
+    assert_eq!(
+        (last.from.as_str(), last.agent.as_deref()),
+        ("agent", Some("小兰"))
+    );
+    assert!(matches!(
+        store
+            .agent_message(AgentMessage {
+                conversation: "nope".into(),
+                agent_id: "lan".into(),
+                agent_name: "小兰".into(),
+                text: "x".into(),
+                at: at(NOW),
+            })
+            .await,
+        Err(StoreError::Corrupt(_))
+    ));
+    store.close().await;
+}
+
+async fn escalation_happens_once_and_only_while_queued(backend: &Backend) {
+    let store = backend.open().await;
+    handed_off(&*store, "b1", "h1").await;
+    handed_off(&*store, "b2", "h2").await;
+    assert!(
+        store
+            .escalate("h1", at(NOW), vec![event("esc-1")])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .escalate("h1", at(NOW), vec![event("esc-1b")])
+            .await
+            .unwrap()
+    );
+    store.claim("h2", "mei", at(NOW), Vec::new()).await.unwrap();
+    assert!(!store.escalate("h2", at(NOW), Vec::new()).await.unwrap());
+    let open = store.open_handoffs(None).await.unwrap();
+    assert!(open.iter().find(|h| h.id == "h1").unwrap().escalated);
+    assert!(!open.iter().find(|h| h.id == "h2").unwrap().escalated);
+    let due = store
+        .outbox_due(Utc::now(), 10, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = due.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["esc-1"],
+        "only the escalation that happened wrote its event"
+    );
+    store.close().await;
+}
+
+async fn the_outbox_keeps_events_until_delivered_and_retries_failures(backend: &Backend) {
+    let store = backend.open().await;
+    handed_off(&*store, "b", "h1").await;
+    store
+        .claim("h1", "mei", at(NOW), vec![event("e1"), event("e2")])
+        .await
+        .unwrap();
+    // A repeated event id (a retried write) is kept once.
+    store
+        .resolve("h1", "mei", at(NOW), vec![event("e2"), event("e3")])
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let lease = Duration::from_millis(1);
+    let due = store.outbox_due(now, 10, lease).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["e1", "e2", "e3"], "oldest first, each once");
+    assert_eq!(due[0].body, "{\"id\":\"e1\"}");
+    assert_eq!(due[0].attempts, 0);
+
+    store.outbox_delivered("e1", now).await.unwrap();
+    let later = now + chrono::Duration::seconds(30);
+    store.outbox_failed("e2", later, "refused").await.unwrap();
+    store
+        .outbox_failed("e3", now - chrono::Duration::seconds(1), "refused")
+        .await
+        .unwrap();
+    let due = store
+        .outbox_due(now + chrono::Duration::seconds(1), 10, lease)
+        .await
+        .unwrap();
+    let ids: Vec<(&str, u32)> = due.iter().map(|d| (d.id.as_str(), d.attempts)).collect();
+    assert_eq!(ids, [("e3", 1)], "e1 is delivered, e2 waits for its retry");
+    store.outbox_delivered("e3", now).await.unwrap();
+    let next = store.outbox_next_due().await.unwrap().unwrap();
+    assert!(
+        (next - later).num_milliseconds().abs() < 5,
+        "{next} vs {later}"
+    );
+    store.outbox_delivered("e2", now).await.unwrap();
+    assert_eq!(store.outbox_next_due().await.unwrap(), None);
+    store.close().await;
+}
+
+async fn a_buyer_profile_has_earlier_cases_and_notes(backend: &Backend) {
+    let store = backend.open().await;
+    let conversation = handed_off(&*store, "b", "h1").await;
+    store.claim("h1", "mei", at(NOW), Vec::new()).await.unwrap();
+    store
+        .resolve("h1", "mei", at(NOW), Vec::new())
+        .await
+        .unwrap();
+    for text in ["穿 M 码", "喜欢蓝色"] {
+        let note = Note {
+            shop: "default".into(),
+            buyer: "b".into(),
+            agent: "mei".into(),
+            text: text.into(),
+            at: at(NOW),
+        };
+        store.add_note(note, &conversation.id).await.unwrap();
+    }
+    let mut second = exchange(&conversation, "又坏了", at(NOW));
+    second.handoff = Some(NewHandoff {
+        id: "h2".into(),
+        intent: "quality".into(),
+        priority: HandoffPriority::Normal,
+    });
+    store.record(second).await.unwrap();
+    let profile = store.buyer_profile("default", "b", "h2").await.unwrap();
+    let earlier: Vec<(&str, HandoffStatus)> = profile
+        .previous_handoffs
+        .iter()
+        .map(|h| (h.id.as_str(), h.status))
+        .collect();
+    assert_eq!(earlier, [("h1", HandoffStatus::Resolved)]);
+    let notes: Vec<&str> = profile.notes.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(notes, ["穿 M 码", "喜欢蓝色"]);
+    let stranger = store.buyer_profile("default", "x", "").await.unwrap();
+    assert!(stranger.previous_handoffs.is_empty() && stranger.notes.is_empty());
+    store.close().await;
+}
+
+async fn figures_count_messages_replies_and_handoffs(backend: &Backend) {
+    let store = backend.open().await;
+    let since = at("2026-11-10T00:00:00+08:00");
+    let quiet = store
+        .open_conversation("default", "quiet", at(NOW))
+        .await
+        .unwrap();
+    // A question answered two seconds later, in its own conversation.
+    let mut answered = exchange(&quiet, "包邮吗", at(NOW));
+    answered.replies.truncate(1);
+    store.record(answered).await.unwrap();
+    let conversation = handed_off(&*store, "b", "h1").await;
+    store
+        .agent_message(AgentMessage {
+            conversation: conversation.id.clone(),
+            agent_id: "mei".into(),
+            agent_name: "小美".into(),
+            text: "您好".into(),
+            at: at(NOW) + chrono::Duration::seconds(20),
+        })
+        .await
+        .unwrap();
+    let stats = store.stats("default", since).await.unwrap();
+    assert_eq!(stats.conversations, 2);
+    assert_eq!(stats.buyer_messages, 2);
+    assert_eq!(stats.bot_replies, 3);
+    assert_eq!(stats.agent_replies, 1);
+    assert_eq!(stats.handoffs, 1);
+    assert_eq!(stats.handoff_rate, 0.5);
+    assert_eq!(stats.reply_ratio, 2.0);
+    assert_eq!(stats.human_first_response_seconds, Some(20.0));
+    let later = store
+        .stats("default", at(NOW) + chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!((later.buyer_messages, later.handoffs), (0, 0));
+    store.close().await;
+}
+
+async fn a_closed_store_refuses_calls(backend: &Backend) {
+    let store = backend.open().await;
+    let conversation = store
+        .open_conversation("default", "b", at(NOW))
+        .await
+        .unwrap();
+    store.close().await;
+    assert!(matches!(
+        store.record(exchange(&conversation, "late", at(NOW))).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    store.close().await; // a second close is harmless
+    let reopened = backend.open().await;
+    assert!(
+        reopened
+            .transcript(&conversation.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    reopened.close().await;
+}
+
+/// The next item of a feed, skipping signals.
+async fn next_change(feed: &mut tokio::sync::mpsc::Receiver<Feed>) -> Change {
+    loop {
+        let item = tokio::time::timeout(PATIENCE, feed.recv())
+            .await
+            .expect("a notice arrives")
+            .expect("the feed is open");
+        if let Feed::Change(change) = item {
+            return change;
+        }
+    }
+}
+
+#[tokio::test]
+async fn postgres_nodes_hear_each_others_changes_in_commit_order_and_not_their_own() {
+    let db = PgDatabase::create().await;
+    let (one, two) = (db.store().await, db.store().await);
+    let mut feed_one = one
+        .subscribe()
+        .await
+        .unwrap()
+        .expect("a shared store has a feed");
+    let mut feed_two = two.subscribe().await.unwrap().unwrap();
+
+    let conversation = handed_off(&*one, "b", "h1").await;
+    let claim = two.claim("h1", "mei", at(NOW), Vec::new()).await.unwrap();
+    assert!(matches!(claim, ClaimOutcome::Claimed(_)));
+    // A buyer message too large for one NOTIFY still arrives, through the spill table.
+    let long = "很".repeat(4000);
+    let mut to_agents = exchange(&conversation, &long, at(NOW));
+    to_agents.replies.clear();
+    to_agents.unmatched = None;
+    to_agents.to_agents = true;
+    one.record(to_agents).await.unwrap();
+    two.signal("{\"agents\":[]}".into()).await.unwrap();
+    two.resolve("h1", "mei", at(NOW), Vec::new()).await.unwrap();
+
+    match next_change(&mut feed_two).await {
+        Change::HandoffCreated { handoff } => {
+            assert_eq!(
+                (handoff.id.as_str(), handoff.status),
+                ("h1", HandoffStatus::Queued)
+            );
+            assert_eq!(handoff.conversation, conversation.id);
+        }
+        other => panic!("expected the new handoff first: {other:?}"),
+    }
+    match next_change(&mut feed_two).await {
+        Change::BuyerWrote {
+            text,
+            conversation: c,
+            ..
+        } => {
+            assert_eq!((text.len(), c), (long.len(), conversation.id.clone()));
+        }
+        other => panic!("node two made the claim itself, then hears the message: {other:?}"),
+    }
+    match next_change(&mut feed_one).await {
+        Change::Claimed { handoff } => assert_eq!(handoff.claimed_by.as_deref(), Some("mei")),
+        other => panic!("node one hears the claim: {other:?}"),
+    }
+    match tokio::time::timeout(PATIENCE, feed_one.recv())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        Feed::Signal { node, payload } => {
+            assert_eq!(
+                (node.as_str(), payload.as_str()),
+                (two.node(), "{\"agents\":[]}")
+            );
+        }
+        other => panic!("the signal comes before the resolve: {other:?}"),
+    }
+    match next_change(&mut feed_one).await {
+        Change::Resolved { handoff } => assert_eq!(handoff.status, HandoffStatus::Resolved),
+        other => panic!("then the resolve: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn postgres_leases_each_due_event_to_one_node_until_its_lease_ends() {
+    let db = PgDatabase::create().await;
+    let (one, two) = (db.store().await, db.store().await);
+    handed_off(&*one, "b", "h1").await;
+    one.claim("h1", "mei", at(NOW), vec![event("e1")])
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let lease = Duration::from_secs(30);
+    let taken = one.outbox_due(now, 10, lease).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(
+        two.outbox_due(now, 10, lease).await.unwrap().is_empty(),
+        "another node does not send it meanwhile"
+    );
+    // The first node died without recording the delivery: once the lease ends it is due
+    // again, for whoever looks.
+    let after = now + chrono::Duration::seconds(31);
+    let retaken = two.outbox_due(after, 10, lease).await.unwrap();
+    assert_eq!(retaken.len(), 1);
+    assert_eq!(retaken[0].id, "e1");
+}

@@ -43,6 +43,10 @@ pub struct Limits {
     /// Open websocket connections from one remote address (buyers behind one carrier NAT
     /// share an address, so this is generous).
     pub max_connections_per_address: usize,
+    /// Count connections by the last address of `X-Forwarded-For` rather than the socket's:
+    /// right when every client comes through a load balancer that appends it (nginx's
+    /// `$proxy_add_x_forwarded_for`), wrong otherwise (clients could pick their address).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for Limits {
@@ -60,6 +64,7 @@ impl Default for Limits {
             agent_frame_burst: 40,
             max_connections: 20_000,
             max_connections_per_address: 500,
+            trust_forwarded_for: false,
         }
     }
 }
@@ -240,6 +245,7 @@ pub struct LimitsFile {
     pub agent_frame_burst: Option<u32>,
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
+    pub trust_forwarded_for: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -309,6 +315,7 @@ impl ConfigFile {
         limits.max_connections_per_address = l
             .max_connections_per_address
             .unwrap_or(limits.max_connections_per_address);
+        limits.trust_forwarded_for = l.trust_forwarded_for.unwrap_or(limits.trust_forwarded_for);
         let w = self.webhooks;
         let hooks = &mut config.webhooks;
         hooks.timeout = w.timeout_ms.map_or(hooks.timeout, ms);

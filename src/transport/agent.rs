@@ -39,7 +39,7 @@ pub async fn upgrade(
         Ok(identity) => identity,
         Err(refused) => return refused.into_response(),
     };
-    let slot = match app.connection_slot(remote) {
+    let slot = match app.connection_slot(remote, &headers) {
         Ok(slot) => slot,
         Err(full) => return full.into_response(),
     };

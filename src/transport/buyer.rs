@@ -76,7 +76,7 @@ pub async fn upgrade(
     {
         return (StatusCode::UNAUTHORIZED, format!("{refused}\n")).into_response();
     }
-    let slot = match app.connection_slot(remote) {
+    let slot = match app.connection_slot(remote, &headers) {
         Ok(slot) => slot,
         Err(full) => return full.into_response(),
     };

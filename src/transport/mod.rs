@@ -82,10 +82,19 @@ impl App {
         }
     }
 
-    /// A place for a new connection from `address`, or the 503 refusal.
-    fn connection_slot(&self, address: std::net::SocketAddr) -> Result<slots::Slot, slots::Full> {
+    /// A place for a new connection from `address` (or, behind a trusted load balancer, from
+    /// the client it names), or the 503 refusal.
+    fn connection_slot(
+        &self,
+        address: std::net::SocketAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<slots::Slot, slots::Full> {
+        let client = match self.limits.trust_forwarded_for {
+            true => forwarded_client(headers).unwrap_or(address.ip()),
+            false => address.ip(),
+        };
         self.slots.take(
-            address.ip(),
+            client,
             self.limits.max_connections,
             self.limits.max_connections_per_address,
         )
@@ -94,6 +103,18 @@ impl App {
     fn next_connection_id(&self) -> u64 {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// The client a load balancer names: the last address of `X-Forwarded-For`, the one the
+/// balancer itself appended (those before it are whatever the client claimed).
+fn forwarded_client(headers: &axum::http::HeaderMap) -> Option<std::net::IpAddr> {
+    let last = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .next_back()?;
+    last.trim().parse().ok()
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -185,5 +206,30 @@ async fn escalations(app: Arc<App>, every: std::time::Duration) {
         }
         let catalog = app.catalog.load_full();
         app.desk.escalate_due(&catalog).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forwarded_client;
+
+    #[test]
+    fn the_client_behind_a_load_balancer_is_the_last_forwarded_address() {
+        let check = |values: &[&str], expected: Option<&str>| {
+            let mut headers = axum::http::HeaderMap::new();
+            for value in values {
+                headers.append("x-forwarded-for", value.parse().unwrap());
+            }
+            assert_eq!(
+                forwarded_client(&headers),
+                expected.map(|e| e.parse().unwrap()),
+                "{values:?}"
+            );
+        };
+        check(&["203.0.113.7"], Some("203.0.113.7"));
+        check(&["1.2.3.4, 203.0.113.7"], Some("203.0.113.7"));
+        check(&["1.2.3.4", "2001:db8::1"], Some("2001:db8::1"));
+        check(&[], None);
+        check(&["unknown"], None);
     }
 }

@@ -198,6 +198,44 @@ async fn connections_past_the_caps_are_refused_before_the_upgrade() {
 }
 
 #[tokio::test]
+async fn behind_a_load_balancer_connections_are_counted_by_the_client_it_names() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let app = TestApp::start_with(Limits {
+        max_connections_per_address: 1,
+        trust_forwarded_for: true,
+        ..Limits::default()
+    })
+    .await;
+    let from = |client: &'static str, buyer: &str| {
+        let mut request = app
+            .url(&format!("/ws/buyer?buyer={buyer}"))
+            .into_client_request()
+            .unwrap();
+        // As nginx sends it: what the client claimed, then the address nginx saw.
+        let forwarded = format!("198.51.100.1, {client}");
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", forwarded.parse().unwrap());
+        request
+    };
+    // Every connection comes from the balancer's address (127.0.0.1), yet each client gets
+    // its own place, and a second connection of one client is over its cap.
+    let (_one, _) = tokio_tungstenite::connect_async(from("203.0.113.1", "lb-1"))
+        .await
+        .unwrap();
+    let (_two, _) = tokio_tungstenite::connect_async(from("203.0.113.2", "lb-2"))
+        .await
+        .unwrap();
+    match tokio_tungstenite::connect_async(from("203.0.113.1", "lb-3")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 503)
+        }
+        other => panic!("expected a 503 for the client's second connection: {other:?}"),
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_shop_with_a_secret_takes_only_signed_buyers_from_its_own_pages() {
     use autoresponder::shop::widget::sign;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;

@@ -405,6 +405,19 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
+/// A stored handoff's priority and status, or `Corrupt` naming the handoff.
+fn handoff_labels(
+    id: &str,
+    priority: &str,
+    status: &str,
+) -> Result<(HandoffPriority, HandoffStatus), StoreError> {
+    let priority = HandoffPriority::parse(priority)
+        .ok_or_else(|| StoreError::Corrupt(format!("handoff {id}: priority {priority:?}")))?;
+    let status = HandoffStatus::parse(status)
+        .ok_or_else(|| StoreError::Corrupt(format!("handoff {id}: status {status:?}")))?;
+    Ok((priority, status))
+}
+
 /// Times are stored as fixed-width RFC 3339 text in UTC so that text order is time order.
 fn format_time(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()

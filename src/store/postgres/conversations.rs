@@ -178,19 +178,16 @@ pub async fn record(
         };
         notices::announce(&tx, node, Change::HandoffCreated { handoff: created }).await?;
     }
-    if exchange.to_agents
-        && let Some((text, _)) = &exchange.buyer_message
-    {
-        let change = Change::BuyerWrote {
+    let to_agents = match &exchange.buyer_message {
+        Some((text, _)) if exchange.to_agents => Some(Change::BuyerWrote {
             shop: exchange.shop.clone(),
             conversation: exchange.conversation.clone(),
             text: text.clone(),
             at: exchange.at,
-        };
-        notices::announce(&tx, node, change).await?;
-    }
-    super::outbox::enqueue(&tx, &exchange.events, exchange.at).await?;
-    tx.commit().await.map_err(unavailable)
+        }),
+        _ => None,
+    };
+    super::commit(tx, node, &exchange.events, exchange.at, to_agents).await
 }
 
 pub async fn agent_message(
@@ -231,8 +228,7 @@ pub async fn agent_message(
         text: message.text.clone(),
         at: message.at,
     };
-    notices::announce(&tx, node, change).await?;
-    tx.commit().await.map_err(unavailable)?;
+    super::commit(tx, node, &[], message.at, Some(change)).await?;
     Ok(seq)
 }
 

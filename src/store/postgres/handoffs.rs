@@ -6,9 +6,8 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
-use super::{column, execute, notices, query, query_opt, unavailable};
+use super::{column, execute, query, query_opt, unavailable};
 use crate::conversation::ConversationState;
-use crate::intents::HandoffPriority;
 use crate::store::{
     BuyerProfile, Change, ClaimOutcome, Handoff, HandoffStatus, Note, OutboxEvent, ResolveOutcome,
     StoreError,
@@ -22,10 +21,7 @@ fn handoff(row: &Row) -> Result<Handoff, StoreError> {
     let id: String = column(row, 0)?;
     let priority: String = column(row, 5)?;
     let status: String = column(row, 6)?;
-    let priority = HandoffPriority::parse(&priority)
-        .ok_or_else(|| StoreError::Corrupt(format!("handoff {id}: priority {priority:?}")))?;
-    let status = HandoffStatus::parse(&status)
-        .ok_or_else(|| StoreError::Corrupt(format!("handoff {id}: status {status:?}")))?;
+    let (priority, status) = crate::store::handoff_labels(&id, &priority, &status)?;
     Ok(Handoff {
         shop: column(row, 1)?,
         conversation: column(row, 2)?,
@@ -87,12 +83,10 @@ pub async fn claim(
         });
     };
     let claimed = handoff(&claimed)?;
-    super::outbox::enqueue(&tx, events, now).await?;
     let change = Change::Claimed {
         handoff: claimed.clone(),
     };
-    notices::announce(&tx, node, change).await?;
-    tx.commit().await.map_err(unavailable)?;
+    super::commit(tx, node, events, now, Some(change)).await?;
     Ok(ClaimOutcome::Claimed(claimed))
 }
 
@@ -154,12 +148,10 @@ pub async fn resolve(
             .await?;
         }
     }
-    super::outbox::enqueue(&tx, events, now).await?;
     let change = Change::Resolved {
         handoff: resolved.clone(),
     };
-    notices::announce(&tx, node, change).await?;
-    tx.commit().await.map_err(unavailable)?;
+    super::commit(tx, node, events, now, Some(change)).await?;
     Ok(ResolveOutcome::Resolved(resolved))
 }
 
@@ -177,15 +169,12 @@ pub async fn requeue(
     );
     let mut moved = handoffs(&query(&tx, &sql, &[&shop, &agent]).await?)?;
     moved.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-    if !moved.is_empty() {
-        let change = Change::Requeued {
-            shop: shop.to_string(),
-            agent: agent.to_string(),
-            handoffs: moved.clone(),
-        };
-        notices::announce(&tx, node, change).await?;
-    }
-    tx.commit().await.map_err(unavailable)?;
+    let change = (!moved.is_empty()).then(|| Change::Requeued {
+        shop: shop.to_string(),
+        agent: agent.to_string(),
+        handoffs: moved.clone(),
+    });
+    super::commit(tx, node, &[], Utc::now(), change).await?;
     Ok(moved)
 }
 
@@ -204,12 +193,10 @@ pub async fn escalate(
     let Some(row) = query_opt(&tx, &sql, &[&id, &now]).await? else {
         return Ok(false);
     };
-    super::outbox::enqueue(&tx, events, now).await?;
     let change = Change::Escalated {
         handoff: handoff(&row)?,
     };
-    notices::announce(&tx, node, change).await?;
-    tx.commit().await.map_err(unavailable)?;
+    super::commit(tx, node, events, now, Some(change)).await?;
     Ok(true)
 }
 
@@ -230,8 +217,7 @@ pub async fn add_note(
         conversation: conversation.to_string(),
         note: note.clone(),
     };
-    notices::announce(&tx, node, change).await?;
-    tx.commit().await.map_err(unavailable)
+    super::commit(tx, node, &[], note.at, Some(change)).await
 }
 
 /// The buyer's other handoffs (latest 20) and notes (latest 50), oldest first.

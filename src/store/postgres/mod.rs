@@ -23,7 +23,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    AgentMessage, BuyerProfile, ClaimOutcome, Conversation, Exchange, Feed, Handoff, Note,
+    AgentMessage, BuyerProfile, Change, ClaimOutcome, Conversation, Exchange, Feed, Handoff, Note,
     OutboxEvent, OutboxItem, PendingMessage, ResolveOutcome, ShopStats, Store, StoreError,
     TranscriptLine, Unmatched,
 };
@@ -129,6 +129,22 @@ async fn query_one(
 async fn execute(c: &impl GenericClient, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
     let statement = c.prepare_cached(sql).await.map_err(unavailable)?;
     c.execute(&statement, params).await.map_err(unavailable)
+}
+
+/// Finishes a write: its webhook events and the change the other nodes must hear of go in
+/// the same transaction, which then commits.
+async fn commit(
+    tx: deadpool_postgres::Transaction<'_>,
+    node: &str,
+    events: &[OutboxEvent],
+    now: DateTime<Utc>,
+    change: Option<Change>,
+) -> Result<(), StoreError> {
+    outbox::enqueue(&tx, events, now).await?;
+    if let Some(change) = change {
+        notices::announce(&tx, node, change).await?;
+    }
+    tx.commit().await.map_err(unavailable)
 }
 
 /// A column of a row, or `Corrupt` when it is not what the schema says.

@@ -7,7 +7,6 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::unavailable;
 use crate::conversation::ConversationState;
-use crate::intents::HandoffPriority;
 use crate::store::{
     BuyerProfile, ClaimOutcome, Handoff, HandoffStatus, Note, OutboxEvent, ResolveOutcome,
     StoreError, format_time, parse_time,
@@ -49,10 +48,7 @@ fn raw(row: &Row) -> rusqlite::Result<RawHandoff> {
 fn handoff(raw: RawHandoff) -> Result<Handoff, StoreError> {
     let (id, shop, conversation, buyer, intent, priority, status, created_at, claimed_by, esc, rq) =
         raw;
-    let priority = HandoffPriority::parse(&priority)
-        .ok_or_else(|| StoreError::Corrupt(format!("handoff {id}: priority {priority:?}")))?;
-    let status = HandoffStatus::parse(&status)
-        .ok_or_else(|| StoreError::Corrupt(format!("handoff {id}: status {status:?}")))?;
+    let (priority, status) = crate::store::handoff_labels(&id, &priority, &status)?;
     Ok(Handoff {
         id,
         shop,

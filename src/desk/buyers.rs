@@ -67,6 +67,11 @@ impl Desk {
 
     /// Sends a queued case to every console of the shop, if it is still queued by then.
     pub(super) async fn announce(&self, shop: &Shop, handoff: &Handoff) {
+        // A node serving only buyers (its agents are on other nodes) reads nothing.
+        let desk = self.shop_desk(&shop.id);
+        if Self::lock(&desk).all_links().next().is_none() {
+            return;
+        }
         let frame = match self.handoff_frame(handoff).await {
             Ok(frame) => frame,
             Err(e) => {
@@ -74,7 +79,6 @@ impl Desk {
                 return;
             }
         };
-        let desk = self.shop_desk(&shop.id);
         let queue = Self::lock(&desk);
         if queue.is_queued(&handoff.id) {
             broadcast(&queue, &frame);

@@ -86,7 +86,10 @@ impl Desk {
     }
 
     pub(super) async fn handoff_frame(&self, handoff: &Handoff) -> Result<Arc<str>, StoreError> {
-        let transcript = self.store.transcript(&handoff.conversation).await?;
+        let transcript = self
+            .store
+            .transcript(&handoff.conversation, frames::TRANSCRIPT_LINES)
+            .await?;
         let profile = self
             .store
             .buyer_profile(&handoff.shop, &handoff.buyer, &handoff.id)

@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use super::queue::Presence;
 use crate::store::{BuyerProfile, Handoff, TranscriptLine};
 
-/// Transcript lines sent with a handoff; the agent console needs the recent conversation,
-/// not a buyer's whole history.
-const TRANSCRIPT_LINES: usize = 200;
+/// Transcript lines sent with a handoff (and read from the store for it); the agent console
+/// needs the recent conversation, not a buyer's whole history.
+pub const TRANSCRIPT_LINES: usize = 200;
 
 pub fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)

@@ -382,8 +382,13 @@ pub trait Store: Send + Sync + 'static {
     /// The shop's figures over messages since `since`.
     async fn stats(&self, shop: &str, since: DateTime<Utc>) -> Result<ShopStats, StoreError>;
 
-    /// Every message of a conversation, in order.
-    async fn transcript(&self, conversation: &str) -> Result<Vec<TranscriptLine>, StoreError>;
+    /// The last `limit` messages of a conversation, oldest first. A returning buyer's
+    /// conversation grows without end; readers take what they show.
+    async fn transcript(
+        &self,
+        conversation: &str,
+        limit: usize,
+    ) -> Result<Vec<TranscriptLine>, StoreError>;
 
     /// The most frequent unanswered questions of a shop, most frequent first.
     async fn unmatched(&self, shop: &str, limit: usize) -> Result<Vec<Unmatched>, StoreError>;

@@ -153,7 +153,7 @@ async fn an_exchange_is_stored_whole_and_the_buyer_continues_after_a_reopen(back
         .await
         .unwrap();
     assert_ne!(other.id, conversation.id);
-    let lines = reopened.transcript(&again.id).await.unwrap();
+    let lines = reopened.transcript(&again.id, 100).await.unwrap();
     let texts: Vec<(&str, &str)> = lines
         .iter()
         .map(|l| (l.from.as_str(), l.text.as_str()))
@@ -171,6 +171,15 @@ async fn an_exchange_is_stored_whole_and_the_buyer_continues_after_a_reopen(back
         "in order, each buyer message before its replies"
     );
     assert!(lines.windows(2).all(|w| w[0].seq < w[1].seq));
+    // Readers may take only the end of a long conversation, still oldest first.
+    let last: Vec<i64> = reopened
+        .transcript(&again.id, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|l| l.seq)
+        .collect();
+    assert_eq!(last, [lines[4].seq, lines[5].seq]);
     assert_eq!(lines[1].kind.as_deref(), Some("away"));
     assert_eq!(lines[0].at, at(NOW));
     let unmatched = reopened.unmatched("default", 10).await.unwrap();
@@ -213,7 +222,7 @@ async fn an_exchange_for_a_missing_conversation_writes_nothing(backend: &Backend
             Err(StoreError::Corrupt(_))
         ));
     }
-    assert!(store.transcript(&ghost.id).await.unwrap().is_empty());
+    assert!(store.transcript(&ghost.id, 100).await.unwrap().is_empty());
     assert!(store.handoffs(None).await.unwrap().is_empty());
     assert!(store.unmatched("default", 10).await.unwrap().is_empty());
     let due = store
@@ -384,7 +393,7 @@ async fn agent_messages_wait_until_delivered(backend: &Backend) {
     let pending = store.pending_messages(&conversation.id).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].seq, seqs[1]);
-    let transcript = store.transcript(&conversation.id).await.unwrap();
+    let transcript = store.transcript(&conversation.id, 100).await.unwrap();
     let last = transcript.last().unwrap();
     assert_eq!(
         (last.from.as_str(), last.agent.as_deref()),
@@ -576,7 +585,7 @@ async fn a_closed_store_refuses_calls(backend: &Backend) {
     let reopened = backend.open().await;
     assert!(
         reopened
-            .transcript(&conversation.id)
+            .transcript(&conversation.id, 100)
             .await
             .unwrap()
             .is_empty()

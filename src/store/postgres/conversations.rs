@@ -268,12 +268,14 @@ pub async fn mark_delivered(c: &impl GenericClient, seqs: &[i64]) -> Result<(), 
 pub async fn transcript(
     c: &impl GenericClient,
     conversation: &str,
+    limit: usize,
 ) -> Result<Vec<TranscriptLine>, StoreError> {
     let rows = query(
         c,
-        "SELECT seq, sender, kind, intent, agent_name, text, at FROM messages
-         WHERE conversation = $1 ORDER BY seq",
-        &[&conversation],
+        "SELECT * FROM (SELECT seq, sender, kind, intent, agent_name, text, at FROM messages
+                        WHERE conversation = $1 ORDER BY seq DESC LIMIT $2) recent
+         ORDER BY seq",
+        &[&conversation, &(limit as i64)],
     )
     .await?;
     rows.iter()

@@ -286,8 +286,12 @@ impl Store for PgStore {
         conversations::stats(&self.client().await?, shop, since).await
     }
 
-    async fn transcript(&self, conversation: &str) -> Result<Vec<TranscriptLine>, StoreError> {
-        conversations::transcript(&self.client().await?, conversation).await
+    async fn transcript(
+        &self,
+        conversation: &str,
+        limit: usize,
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
+        conversations::transcript(&self.client().await?, conversation, limit).await
     }
 
     async fn unmatched(&self, shop: &str, limit: usize) -> Result<Vec<Unmatched>, StoreError> {

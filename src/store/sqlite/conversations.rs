@@ -214,15 +214,20 @@ pub fn mark_delivered(c: &Connection, seqs: &[i64]) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub fn transcript(c: &Connection, conversation: &str) -> Result<Vec<TranscriptLine>, StoreError> {
+pub fn transcript(
+    c: &Connection,
+    conversation: &str,
+    limit: usize,
+) -> Result<Vec<TranscriptLine>, StoreError> {
     let mut query = c
         .prepare_cached(
-            "SELECT seq, sender, kind, intent, agent_name, text, at FROM messages
-             WHERE conversation = ?1 ORDER BY seq",
+            "SELECT * FROM (SELECT seq, sender, kind, intent, agent_name, text, at FROM messages
+                            WHERE conversation = ?1 ORDER BY seq DESC LIMIT ?2)
+             ORDER BY seq",
         )
         .map_err(unavailable)?;
     let rows = query
-        .query_map(params![conversation], |row| {
+        .query_map(params![conversation, limit as i64], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, String>(1)?,

@@ -314,9 +314,13 @@ impl Store for SqliteStore {
         self.read(move |c| stats::shop_stats(c, &shop, since)).await
     }
 
-    async fn transcript(&self, conversation: &str) -> Result<Vec<TranscriptLine>, StoreError> {
+    async fn transcript(
+        &self,
+        conversation: &str,
+        limit: usize,
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
         let conversation = conversation.to_string();
-        self.read(move |c| conversations::transcript(c, &conversation))
+        self.read(move |c| conversations::transcript(c, &conversation, limit))
             .await
     }
 

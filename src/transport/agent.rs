@@ -112,7 +112,11 @@ async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
             frame = stream.next() => {
                 last_heard = Instant::now();
                 match frame {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                    None | Some(Ok(Message::Close(_))) => break,
+                    Some(Err(error)) => {
+                        console.outbound.close_after(error, limits.max_frame_bytes).await;
+                        break;
+                    }
                     Some(Ok(Message::Text(text))) => console.on_text(text.as_str(), &mut limiter).await,
                     Some(Ok(Message::Binary(_))) => {
                         console

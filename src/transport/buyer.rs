@@ -385,7 +385,9 @@ impl Connection {
             let result = match frame {
                 None => return,
                 Some(Err(error)) => {
-                    self.on_socket_error(error).await;
+                    self.outbound
+                        .close_after(error, self.app.limits.max_frame_bytes)
+                        .await;
                     return;
                 }
                 Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), &mut limiter).await,
@@ -403,33 +405,6 @@ impl Connection {
             if result.is_err() {
                 return;
             }
-        }
-    }
-
-    async fn on_socket_error(&mut self, error: axum::Error) {
-        use tokio_tungstenite::tungstenite::Error as WsError;
-        let inner = error.into_inner();
-        match inner.downcast_ref::<WsError>() {
-            Some(WsError::Capacity(e)) => {
-                tracing::info!(error = %e, "closing a connection that sent an oversized frame");
-                self.app
-                    .metrics
-                    .errors
-                    .with_label_values(&[ErrorCode::TooLarge.as_str()])
-                    .inc();
-                let reason = format!(
-                    "frames are limited to {} bytes",
-                    self.app.limits.max_frame_bytes
-                );
-                self.outbound.close(close_code::SIZE, &reason).await;
-            }
-            Some(WsError::Protocol(e)) => {
-                tracing::info!(error = %e, "closing a connection that broke the protocol");
-                self.outbound
-                    .close(close_code::PROTOCOL, "websocket protocol error")
-                    .await;
-            }
-            _ => tracing::debug!(error = %inner, "the connection failed"),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use tokio::sync::mpsc;
@@ -85,6 +85,37 @@ impl Outbound {
             reason: reason.into(),
         };
         let _ = self.queue(Message::Close(Some(frame))).await;
+    }
+
+    /// Closes the connection after the client broke the websocket rules, with the code that
+    /// says which: 1009 for a frame or message over `max_frame_bytes`, 1007 for a text frame
+    /// that is not UTF-8, 1002 for anything else against the protocol. A connection that
+    /// simply failed (reset, gone) needs no answer.
+    pub async fn close_after(&self, error: axum::Error, max_frame_bytes: usize) {
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        let inner = error.into_inner();
+        match inner.downcast_ref::<WsError>() {
+            Some(WsError::Capacity(e)) => {
+                tracing::info!(error = %e, "closing a connection that sent an oversized frame");
+                self.metrics
+                    .errors
+                    .with_label_values(&[ErrorCode::TooLarge.as_str()])
+                    .inc();
+                let reason = format!("frames are limited to {max_frame_bytes} bytes");
+                self.close(close_code::SIZE, &reason).await;
+            }
+            Some(WsError::Utf8(e)) => {
+                tracing::info!(error = %e, "closing a connection that sent a text frame that is not UTF-8");
+                self.close(close_code::INVALID, "text frames must be UTF-8")
+                    .await;
+            }
+            Some(WsError::Protocol(e)) => {
+                tracing::info!(error = %e, "closing a connection that broke the protocol");
+                self.close(close_code::PROTOCOL, "websocket protocol error")
+                    .await;
+            }
+            _ => tracing::debug!(error = %inner, "the connection failed"),
+        }
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Frames waiting to be written to one client; a client that does not read is dropped.
     pub outbound_queue: usize,
+    /// How long a frame may wait for room in a full outbound queue before the client counts
+    /// as not reading and is dropped.
+    pub outbound_wait: Duration,
     /// tokio-tungstenite read and write buffer size per connection, in bytes. Its default of
     /// 128 KiB each costs far more memory per idle connection than chat frames need.
     pub socket_buffer_bytes: usize,
@@ -53,6 +56,7 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
             outbound_queue: 64,
+            outbound_wait: Duration::from_secs(5),
             socket_buffer_bytes: 4 * 1024,
             agent_frames_per_second: 20.0,
             agent_frame_burst: 40,
@@ -147,6 +151,7 @@ pub struct LimitsFile {
     pub ping_interval_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub outbound_queue: Option<usize>,
+    pub outbound_wait_ms: Option<u64>,
     pub socket_buffer_bytes: Option<usize>,
     pub agent_frames_per_second: Option<f64>,
     pub agent_frame_burst: Option<u32>,
@@ -210,6 +215,7 @@ impl ConfigFile {
         limits.ping_interval = l.ping_interval_ms.map_or(limits.ping_interval, ms);
         limits.idle_timeout = l.idle_timeout_ms.map_or(limits.idle_timeout, ms);
         limits.outbound_queue = l.outbound_queue.unwrap_or(limits.outbound_queue);
+        limits.outbound_wait = l.outbound_wait_ms.map_or(limits.outbound_wait, ms);
         limits.socket_buffer_bytes = l.socket_buffer_bytes.unwrap_or(limits.socket_buffer_bytes);
         limits.agent_frames_per_second = l
             .agent_frames_per_second

@@ -39,6 +39,10 @@ pub struct Limits {
     pub agent_frames_per_second: f64,
     /// Frames an agent console may send in a burst above that rate.
     pub agent_frame_burst: u32,
+    /// How long a client may take to send its whole HTTP request head (a websocket upgrade
+    /// included) after connecting, or between two requests on a keep-alive connection,
+    /// before the connection is closed; bounds half-open (slowloris) connections.
+    pub header_read_timeout: Duration,
     /// Open websocket connections in all; past it new ones get HTTP 503.
     pub max_connections: usize,
     /// Open websocket connections from one remote address (buyers behind one carrier NAT
@@ -60,6 +64,7 @@ impl Default for Limits {
             socket_buffer_bytes: 4 * 1024,
             agent_frames_per_second: 20.0,
             agent_frame_burst: 40,
+            header_read_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             max_connections_per_address: 500,
         }
@@ -155,6 +160,7 @@ pub struct LimitsFile {
     pub socket_buffer_bytes: Option<usize>,
     pub agent_frames_per_second: Option<f64>,
     pub agent_frame_burst: Option<u32>,
+    pub header_read_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
 }
@@ -221,6 +227,9 @@ impl ConfigFile {
             .agent_frames_per_second
             .unwrap_or(limits.agent_frames_per_second);
         limits.agent_frame_burst = l.agent_frame_burst.unwrap_or(limits.agent_frame_burst);
+        limits.header_read_timeout = l
+            .header_read_timeout_ms
+            .map_or(limits.header_read_timeout, ms);
         limits.max_connections = l.max_connections.unwrap_or(limits.max_connections);
         limits.max_connections_per_address = l
             .max_connections_per_address

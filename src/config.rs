@@ -31,6 +31,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Frames waiting to be written to one client; a client that does not read is dropped.
     pub outbound_queue: usize,
+    /// How long a frame may wait for room in a full outbound queue before the client counts
+    /// as not reading and is dropped.
+    pub outbound_wait: Duration,
     /// tokio-tungstenite read and write buffer size per connection, in bytes. Its default of
     /// 128 KiB each costs far more memory per idle connection than chat frames need.
     pub socket_buffer_bytes: usize,
@@ -38,6 +41,10 @@ pub struct Limits {
     pub agent_frames_per_second: f64,
     /// Frames an agent console may send in a burst above that rate.
     pub agent_frame_burst: u32,
+    /// How long a client may take to send its whole HTTP request head (a websocket upgrade
+    /// included) after connecting, or between two requests on a keep-alive connection,
+    /// before the connection is closed; bounds half-open (slowloris) connections.
+    pub header_read_timeout: Duration,
     /// Open websocket connections in all; past it new ones get HTTP 503.
     pub max_connections: usize,
     /// Open websocket connections from one remote address (buyers behind one carrier NAT
@@ -59,9 +66,11 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
             outbound_queue: 64,
+            outbound_wait: Duration::from_secs(5),
             socket_buffer_bytes: 4 * 1024,
             agent_frames_per_second: 20.0,
             agent_frame_burst: 40,
+            header_read_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             max_connections_per_address: 500,
             trust_forwarded_for: false,
@@ -240,9 +249,11 @@ pub struct LimitsFile {
     pub ping_interval_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub outbound_queue: Option<usize>,
+    pub outbound_wait_ms: Option<u64>,
     pub socket_buffer_bytes: Option<usize>,
     pub agent_frames_per_second: Option<f64>,
     pub agent_frame_burst: Option<u32>,
+    pub header_read_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
     pub trust_forwarded_for: Option<bool>,
@@ -306,11 +317,15 @@ impl ConfigFile {
         limits.ping_interval = l.ping_interval_ms.map_or(limits.ping_interval, ms);
         limits.idle_timeout = l.idle_timeout_ms.map_or(limits.idle_timeout, ms);
         limits.outbound_queue = l.outbound_queue.unwrap_or(limits.outbound_queue);
+        limits.outbound_wait = l.outbound_wait_ms.map_or(limits.outbound_wait, ms);
         limits.socket_buffer_bytes = l.socket_buffer_bytes.unwrap_or(limits.socket_buffer_bytes);
         limits.agent_frames_per_second = l
             .agent_frames_per_second
             .unwrap_or(limits.agent_frames_per_second);
         limits.agent_frame_burst = l.agent_frame_burst.unwrap_or(limits.agent_frame_burst);
+        limits.header_read_timeout = l
+            .header_read_timeout_ms
+            .map_or(limits.header_read_timeout, ms);
         limits.max_connections = l.max_connections.unwrap_or(limits.max_connections);
         limits.max_connections_per_address = l
             .max_connections_per_address

@@ -24,7 +24,10 @@ pub fn normalize(text: &str) -> String {
                 out.push(' ');
             }
             pending_gap = false;
-            for lower in folded.to_lowercase() {
+            // Lower-casing may add a combining mark ('İ' becomes 'i' and U+0307), which is no
+            // letter: it is dropped like every other mark, so that the canonical form stays a
+            // fixed point (normalising it again changes nothing).
+            for lower in folded.to_lowercase().filter(|c| c.is_alphanumeric()) {
                 out.push(lower);
             }
         } else {
@@ -89,6 +92,14 @@ mod tests {
         check("can you ship to 上海", "can you ship to上海");
         check("iPhone 15 可以吗", "iphone 15可以吗");
         check("size M 有货吗", "size m有货吗");
+    }
+
+    #[test]
+    fn lower_casing_adds_no_marks_so_normalising_twice_changes_nothing() {
+        check("İstanbul", "istanbul");
+        for text in ["İ", "ẞ straße", "ΣΑΣ", "親，在嗎？ＨＥＬＬＯ"] {
+            assert_eq!(normalize(&normalize(text)), normalize(text), "{text:?}");
+        }
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// Mistakes found by the last reload; 0 when the files on disk are what serves.
     pub rule_errors: prometheus::IntGauge,
+    /// Clients dropped because they stopped reading their socket.
+    pub slow_clients_dropped: prometheus::IntCounter,
 }
 
 impl Metrics {
@@ -151,6 +153,11 @@ impl Metrics {
             "Mistakes found in the rule files by the last reload (the previous rules serve).",
         )
         .expect("valid metric");
+        let slow_clients_dropped = prometheus::IntCounter::new(
+            "autoresponder_slow_clients_dropped_total",
+            "Clients dropped because they stopped reading their socket.",
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(buyer_messages.clone()),
@@ -165,6 +172,7 @@ impl Metrics {
             Box::new(kpi.clone()),
             Box::new(reloads.clone()),
             Box::new(rule_errors.clone()),
+            Box::new(slow_clients_dropped.clone()),
         ] {
             registry
                 .register(collector)
@@ -185,6 +193,7 @@ impl Metrics {
             kpi,
             reloads,
             rule_errors,
+            slow_clients_dropped,
         }
     }
 

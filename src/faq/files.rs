@@ -55,42 +55,50 @@ pub fn load_entries(folder: &Path) -> Result<Vec<EntrySpec>, Vec<LoadError>> {
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
-        let text = match read_source(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        let src = SourceFile {
-            path: &path,
-            text: &text,
-        };
-        if path.extension().is_some_and(|x| x == "toml") {
-            match toml::from_str::<TomlFile>(&text) {
-                Ok(file) => {
-                    for raw in file.entry {
-                        let line = src.line_of(raw.span().start);
-                        entries.push(spec(raw.into_inner(), &path, line));
-                    }
-                }
-                Err(e) => errors.push(src.toml_error(&e)),
-            }
-        } else {
-            for (index, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                match serde_json::from_str::<RawEntry>(line) {
-                    Ok(raw) => entries.push(spec(raw, &path, index + 1)),
-                    Err(e) => errors.push(LoadError {
-                        file: path.clone(),
-                        line: index + 1,
-                        column: e.column(),
-                        message: format!("not an FAQ entry: {e}"),
-                    }),
-                }
-            }
+        match read_source(&path)
+            .map_err(|e| vec![e])
+            .and_then(|text| parse_entries(&path, &text))
+        {
+            Ok(mut found) => entries.append(&mut found),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(entries)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Reads the entries of one FAQ file's text: `[[entry]]` tables when `path` ends in `.toml`,
+/// JSON Lines otherwise. `path` only names the file in entries and errors.
+pub fn parse_entries(path: &Path, text: &str) -> Result<Vec<EntrySpec>, Vec<LoadError>> {
+    let src = SourceFile { path, text };
+    if path.extension().is_some_and(|x| x == "toml") {
+        let file = toml::from_str::<TomlFile>(text).map_err(|e| vec![src.toml_error(&e)])?;
+        return Ok(file
+            .entry
+            .into_iter()
+            .map(|raw| {
+                let line = src.line_of(raw.span().start);
+                spec(raw.into_inner(), path, line)
+            })
+            .collect());
+    }
+    let mut entries = Vec::new();
+    let mut errors = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<RawEntry>(line) {
+            Ok(raw) => entries.push(spec(raw, path, index + 1)),
+            Err(e) => errors.push(LoadError {
+                file: path.to_path_buf(),
+                line: index + 1,
+                column: e.column(),
+                message: format!("not an FAQ entry: {e}"),
+            }),
         }
     }
     if errors.is_empty() {

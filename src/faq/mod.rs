@@ -27,7 +27,7 @@ use tantivy::schema::{
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
-pub use files::{EntrySpec, load_entries};
+pub use files::{EntrySpec, load_entries, parse_entries};
 pub use tokenize::warm_up;
 use tokenize::{ChineseTokenizer, Segmentation, bigrams, words};
 

@@ -1,6 +1,6 @@
 //! Turns one shop folder into a validated [`Shop`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Weekday};
@@ -14,7 +14,7 @@ use super::files::{
 };
 use super::schedule::{MinuteRange, Peak, Schedule};
 use super::shipping::{Region, Shipping};
-use super::staff::{STAFF_FILE, load_staff};
+use super::staff::{STAFF_FILE, Staff, staff_from_text};
 use super::template::{Template, Validity, Variants};
 use super::widget::WidgetRules;
 use super::{Action, Ladder, Shop, TemplateName, Templates};
@@ -41,19 +41,27 @@ pub struct FaqSource<'a> {
     pub on_disk: Option<&'a Path>,
 }
 
+/// A shop's files as text: read from its folder by [`load_shop`], or given directly to
+/// [`load_shop_texts`] (the fuzzer does, without touching the disk).
+#[derive(Debug, Clone, Default)]
+pub struct ShopTexts {
+    /// `shop.toml`.
+    pub shop: String,
+    /// The intent files, each with its file name (`presale.toml`).
+    pub intents: Vec<(String, String)>,
+    /// `complaints.toml`, if the shop has one.
+    pub complaints: Option<String>,
+    /// `synonyms.toml`, if the shop has one.
+    pub synonyms: Option<String>,
+    /// `agents.toml`, if the shop has one.
+    pub agents: Option<String>,
+}
+
 /// Loads the shop `id` from `folder` (and its FAQ from `faq`), or every mistake found.
 pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<LoadError>> {
     let mut errors = Vec::new();
-    let shop_path = folder.join(SHOP_FILE);
-    let shop_text = read_source(&shop_path).map_err(|e| vec![e])?;
-    let shop_src = SourceFile {
-        path: &shop_path,
-        text: &shop_text,
-    };
-    let shop_file: ShopFile =
-        toml::from_str(&shop_text).map_err(|e| vec![shop_src.toml_error(&e)])?;
-
-    let mut intent_files = Vec::new();
+    let shop = read_source(&folder.join(SHOP_FILE)).map_err(|e| vec![e])?;
+    let mut intents = Vec::new();
     for path in files_with_extensions(folder, &["toml"]).map_err(|e| vec![e])? {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name == SHOP_FILE
@@ -64,36 +72,85 @@ pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<Lo
             continue;
         }
         match read_source(&path) {
-            Ok(text) => intent_files.push((path, text)),
+            Ok(text) => intents.push((name.to_string(), text)),
             Err(e) => errors.push(e),
         }
     }
-    let complaints_path = folder.join(COMPLAINTS_FILE);
-    let complaints_text = if complaints_path.is_file() {
-        Some(read_source(&complaints_path).map_err(|e| vec![e])?)
-    } else {
-        None
+    let optional = |name: &str| -> Result<Option<String>, Vec<LoadError>> {
+        let path = folder.join(name);
+        if path.is_file() {
+            read_source(&path).map(Some).map_err(|e| vec![e])
+        } else {
+            Ok(None)
+        }
     };
+    let texts = ShopTexts {
+        shop,
+        intents,
+        complaints: optional(COMPLAINTS_FILE)?,
+        synonyms: optional(SYNONYMS_FILE)?,
+        agents: optional(STAFF_FILE)?,
+    };
+    build_shop(id, folder, &texts, faq, errors)
+}
+
+/// Loads the shop `id` from its files' texts (and its FAQ from `faq`), or every mistake
+/// found; `folder` only names the files in errors.
+pub fn load_shop_texts(
+    id: &str,
+    folder: &Path,
+    texts: &ShopTexts,
+    faq: FaqSource,
+) -> Result<Shop, Vec<LoadError>> {
+    build_shop(id, folder, texts, faq, Vec::new())
+}
+
+/// Validates a shop's texts; `errors` holds what was already found reading them.
+fn build_shop(
+    id: &str,
+    folder: &Path,
+    texts: &ShopTexts,
+    faq: FaqSource,
+    mut errors: Vec<LoadError>,
+) -> Result<Shop, Vec<LoadError>> {
+    let shop_path = folder.join(SHOP_FILE);
+    let shop_text = &texts.shop;
+    let shop_src = SourceFile {
+        path: &shop_path,
+        text: shop_text,
+    };
+    let shop_file: ShopFile =
+        toml::from_str(shop_text).map_err(|e| vec![shop_src.toml_error(&e)])?;
+    let intent_files: Vec<(PathBuf, &String)> = texts
+        .intents
+        .iter()
+        .map(|(name, text)| (folder.join(name), text))
+        .collect();
+    let complaints_path = folder.join(COMPLAINTS_FILE);
+    let complaints_text = texts.complaints.as_ref();
 
     let synonyms_path = folder.join(SYNONYMS_FILE);
-    let synonyms = if synonyms_path.is_file() {
-        let text = read_source(&synonyms_path).map_err(|e| vec![e])?;
-        let src = SourceFile {
-            path: &synonyms_path,
-            text: &text,
-        };
-        let file: SynonymsFile = toml::from_str(&text).map_err(|e| vec![src.toml_error(&e)])?;
-        Some(synonym_table(&src, file).map_err(|e| vec![e])?)
-    } else {
-        None
+    let synonyms = match &texts.synonyms {
+        Some(text) => {
+            let src = SourceFile {
+                path: &synonyms_path,
+                text,
+            };
+            let file: SynonymsFile = toml::from_str(text).map_err(|e| vec![src.toml_error(&e)])?;
+            Some(synonym_table(&src, file).map_err(|e| vec![e])?)
+        }
+        None => None,
     };
 
-    let staff = match load_staff(folder) {
-        Ok(staff) => Some(staff),
-        Err(mut e) => {
-            errors.append(&mut e);
-            None
-        }
+    let staff = match &texts.agents {
+        None => Some(Staff::default()),
+        Some(text) => match staff_from_text(&folder.join(STAFF_FILE), text) {
+            Ok(staff) => Some(staff),
+            Err(mut e) => {
+                errors.append(&mut e);
+                None
+            }
+        },
     };
 
     let mut ctx = Context {
@@ -129,9 +186,9 @@ pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<Lo
     let complaints = complaints_text.and_then(|text| {
         let src = SourceFile {
             path: &complaints_path,
-            text: &text,
+            text,
         };
-        match toml::from_str::<ComplaintsFile>(&text) {
+        match toml::from_str::<ComplaintsFile>(text) {
             Ok(file) => ctx.complaints(&src, file, &specs),
             Err(e) => {
                 ctx.errors.push(src.toml_error(&e));
@@ -907,6 +964,40 @@ mod tests {
         let path = Path::new("intents/x/synonyms.toml");
         let src = SourceFile { path, text };
         synonym_table(&src, toml::from_str(text).unwrap())
+    }
+
+    #[test]
+    fn a_shop_loads_from_texts_as_from_its_folder() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
+        let from_folder = load_shop("default", &folder, FaqSource::default()).unwrap();
+        let read = |name: &str| std::fs::read_to_string(folder.join(name)).unwrap();
+        let mut texts = ShopTexts {
+            shop: read(SHOP_FILE),
+            intents: ["aftersale.toml", "presale.toml"]
+                .iter()
+                .map(|name| (name.to_string(), read(name)))
+                .collect(),
+            complaints: Some(read(COMPLAINTS_FILE)),
+            synonyms: Some(read(SYNONYMS_FILE)),
+            agents: Some(read(STAFF_FILE)),
+        };
+        let from_texts = load_shop_texts("default", &folder, &texts, FaqSource::default()).unwrap();
+        assert_eq!(from_texts.actions.len(), from_folder.actions.len());
+        assert_eq!(
+            from_texts.staff.agents.len(),
+            from_folder.staff.agents.len()
+        );
+
+        texts.intents[0]
+            .1
+            .push_str("\n[[intent]]\nname = \"x y\"\n");
+        let errors = load_shop_texts("default", Path::new("shop"), &texts, FaqSource::default())
+            .unwrap_err();
+        assert!(
+            errors[0].to_string().starts_with("shop/aftersale.toml:"),
+            "{}",
+            errors[0]
+        );
     }
 
     #[test]

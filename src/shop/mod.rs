@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use error::{LoadError, LoadErrors, SourceFile, files_with_extensions, read_source};
-pub use load::{FaqSource, load_shop};
+pub use load::{FaqSource, ShopTexts, load_shop, load_shop_texts};
 
 use crate::faq::FaqIndex;
 use crate::intents::IntentSet;

@@ -149,11 +149,13 @@ pub fn load_staff(folder: &Path) -> Result<Staff, Vec<LoadError>> {
         return Ok(Staff::default());
     }
     let text = read_source(&path).map_err(|e| vec![e])?;
-    let src = SourceFile {
-        path: &path,
-        text: &text,
-    };
-    let file: StaffFile = toml::from_str(&text).map_err(|e| vec![src.toml_error(&e)])?;
+    staff_from_text(&path, &text)
+}
+
+/// Reads the text of an `agents.toml`; `path` only names the file in errors.
+pub fn staff_from_text(path: &Path, text: &str) -> Result<Staff, Vec<LoadError>> {
+    let src = SourceFile { path, text };
+    let file: StaffFile = toml::from_str(text).map_err(|e| vec![src.toml_error(&e)])?;
     parse(&src, file)
 }
 

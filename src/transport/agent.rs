@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use super::App;
 use super::auth::{self, AgentIdentity};
-use super::outbound::{Closed, ConnectionGuard, Outbound};
+use super::outbound::{self, Closed, ConnectionGuard, Outbound};
 use super::rate::RateLimiter;
 use super::wire::{AgentFrame, ErrorCode, ServerFrame, parse_agent_frame};
 use crate::desk::{DeskError, Presence};
@@ -67,7 +67,12 @@ pub async fn upgrade(
 async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
     let _counted = ConnectionGuard::new(&app.metrics, "agent");
     let (sink, mut stream) = socket.split();
-    let (outbound, writer) = Outbound::start(sink, app.limits.outbound_queue, app.metrics.clone());
+    let (outbound, writer) = Outbound::start(
+        sink,
+        app.limits.outbound_queue,
+        app.limits.outbound_wait,
+        app.metrics.clone(),
+    );
     let AgentIdentity { shop, agent } = identity;
     let (link, mut inbox, lagged) = app.desk.attach_agent(&shop, &agent);
     tracing::info!("agent connected");
@@ -112,7 +117,11 @@ async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
             frame = stream.next() => {
                 last_heard = Instant::now();
                 match frame {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                    None | Some(Ok(Message::Close(_))) => break,
+                    Some(Err(error)) => {
+                        console.outbound.close_after(error, limits.max_frame_bytes).await;
+                        break;
+                    }
                     Some(Ok(Message::Text(text))) => console.on_text(text.as_str(), &mut limiter).await,
                     Some(Ok(Message::Binary(_))) => {
                         console
@@ -132,7 +141,8 @@ async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
     app.desk.detach_agent(&current, &console.agent.id, link);
     tracing::info!("agent disconnected");
     drop(console);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), writer).await;
+    // The writer ends once the queue is drained (the close frame included), or is aborted.
+    outbound::finish(writer).await;
 }
 
 struct Console {

@@ -7,7 +7,6 @@
 //! message, the replies and any handoff are committed to the store.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, Query, State};
@@ -21,7 +20,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::App;
-use super::outbound::{Closed, ConnectionGuard, Outbound};
+use super::outbound::{self, Closed, ConnectionGuard, Outbound};
 use super::rate::RateLimiter;
 use super::wire::{BuyerFrame, ErrorCode, ServerFrame, parse_buyer_frame};
 use crate::conversation::ConversationState;
@@ -101,7 +100,12 @@ pub async fn upgrade(
 async fn session(app: Arc<App>, shop_id: String, buyer: String, socket: WebSocket) {
     let _counted = ConnectionGuard::new(&app.metrics, "buyer");
     let (sink, mut stream) = socket.split();
-    let (outbound, writer) = Outbound::start(sink, app.limits.outbound_queue, app.metrics.clone());
+    let (outbound, writer) = Outbound::start(
+        sink,
+        app.limits.outbound_queue,
+        app.limits.outbound_wait,
+        app.metrics.clone(),
+    );
     let mut connection = Connection {
         app: app.clone(),
         shop_id,
@@ -115,8 +119,8 @@ async fn session(app: Arc<App>, shop_id: String, buyer: String, socket: WebSocke
         app.desk.detach_buyer(&conversation.id, pushes.0);
     }
     drop(connection);
-    // The writer ends once the queue is drained (the close frame included).
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    // The writer ends once the queue is drained (the close frame included), or is aborted.
+    outbound::finish(writer).await;
 }
 
 /// What one step of the conversation produced, to be stored and then sent.
@@ -411,7 +415,9 @@ impl Connection {
             let result = match frame {
                 None => return,
                 Some(Err(error)) => {
-                    self.on_socket_error(error).await;
+                    self.outbound
+                        .close_after(error, self.app.limits.max_frame_bytes)
+                        .await;
                     return;
                 }
                 Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), &mut limiter).await,
@@ -429,33 +435,6 @@ impl Connection {
             if result.is_err() {
                 return;
             }
-        }
-    }
-
-    async fn on_socket_error(&mut self, error: axum::Error) {
-        use tokio_tungstenite::tungstenite::Error as WsError;
-        let inner = error.into_inner();
-        match inner.downcast_ref::<WsError>() {
-            Some(WsError::Capacity(e)) => {
-                tracing::info!(error = %e, "closing a connection that sent an oversized frame");
-                self.app
-                    .metrics
-                    .errors
-                    .with_label_values(&[ErrorCode::TooLarge.as_str()])
-                    .inc();
-                let reason = format!(
-                    "frames are limited to {} bytes",
-                    self.app.limits.max_frame_bytes
-                );
-                self.outbound.close(close_code::SIZE, &reason).await;
-            }
-            Some(WsError::Protocol(e)) => {
-                tracing::info!(error = %e, "closing a connection that broke the protocol");
-                self.outbound
-                    .close(close_code::PROTOCOL, "websocket protocol error")
-                    .await;
-            }
-            _ => tracing::debug!(error = %inner, "the connection failed"),
         }
     }
 

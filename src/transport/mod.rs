@@ -3,6 +3,7 @@
 //! Only this module knows axum, websockets and JSON frames; it turns frames into calls to the
 //! responder and the store, and their results back into frames.
 
+mod acceptor;
 mod admin;
 mod agent;
 mod auth;
@@ -164,12 +165,12 @@ pub async fn serve(
         app.tracker
             .spawn(crate::reload::watch(app.clone(), config.reload_debounce));
     }
-    let stopping = app.shutdown.clone();
-    let served = axum::serve(
+    let served = acceptor::serve_http(
         listener,
-        router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router(app.clone()),
+        app.limits.header_read_timeout,
+        app.shutdown.clone(),
     )
-    .with_graceful_shutdown(async move { stopping.cancelled().await })
     .await;
     app.tracker.close();
     if tokio::time::timeout(config.shutdown_grace, app.tracker.wait())

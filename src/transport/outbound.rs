@@ -2,11 +2,12 @@
 //! socket, the frames every connection sends (errors, close), and the connection gauge.
 //!
 //! A client that stops reading fills its queue; a frame that waits longer than
-//! `OUTBOUND_WAIT` for room drops the client instead of growing memory.
+//! `Limits::outbound_wait` for room drops the client instead of growing memory, and a writer
+//! still stuck on such a client when its session ends is aborted, which closes the socket.
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
 use tokio::sync::mpsc;
@@ -15,9 +16,9 @@ use tokio::task::JoinHandle;
 use super::wire::{ErrorCode, ServerFrame};
 use crate::telemetry::Metrics;
 
-/// How long a frame may wait for room in a client's queue before the client is treated as
-/// not reading.
-const OUTBOUND_WAIT: Duration = Duration::from_secs(5);
+/// How long an ended session lets its writer send what is still queued (the close frame
+/// included) before aborting it.
+const WRITER_DRAIN: Duration = Duration::from_secs(2);
 
 /// Why the connection should stop.
 pub struct Closed;
@@ -42,28 +43,39 @@ impl Drop for ConnectionGuard {
 /// The sending half of a connection.
 pub struct Outbound {
     frames: mpsc::Sender<Message>,
+    /// How long a frame may wait for room before the client counts as not reading.
+    wait: Duration,
     metrics: Metrics,
 }
 
 impl Outbound {
     /// Starts the writer task for `sink`; it ends once the queue is drained and closed (or
-    /// after a close frame). Await the handle, with a timeout, after dropping the `Outbound`.
+    /// after a close frame). Pass the handle to [`finish`] after dropping the `Outbound`.
     pub fn start(
         sink: SplitSink<WebSocket, Message>,
         capacity: usize,
+        wait: Duration,
         metrics: Metrics,
     ) -> (Outbound, JoinHandle<()>) {
         let (frames, queue) = mpsc::channel(capacity);
         let writer = tokio::spawn(write_frames(sink, queue));
-        (Outbound { frames, metrics }, writer)
+        (
+            Outbound {
+                frames,
+                wait,
+                metrics,
+            },
+            writer,
+        )
     }
 
     /// Queues a frame for the writer; a client whose queue stays full is dropped.
     pub async fn queue(&self, message: Message) -> Result<(), Closed> {
-        match self.frames.send_timeout(message, OUTBOUND_WAIT).await {
+        match self.frames.send_timeout(message, self.wait).await {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                 tracing::info!("dropping a client that does not read its socket");
+                self.metrics.slow_clients_dropped.inc();
                 Err(Closed)
             }
             Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(Closed),
@@ -85,6 +97,51 @@ impl Outbound {
             reason: reason.into(),
         };
         let _ = self.queue(Message::Close(Some(frame))).await;
+    }
+
+    /// Closes the connection after the client broke the websocket rules, with the code that
+    /// says which: 1009 for a frame or message over `max_frame_bytes`, 1007 for a text frame
+    /// that is not UTF-8, 1002 for anything else against the protocol. A connection that
+    /// simply failed (reset, gone) needs no answer.
+    pub async fn close_after(&self, error: axum::Error, max_frame_bytes: usize) {
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        let inner = error.into_inner();
+        match inner.downcast_ref::<WsError>() {
+            Some(WsError::Capacity(e)) => {
+                tracing::info!(error = %e, "closing a connection that sent an oversized frame");
+                self.metrics
+                    .errors
+                    .with_label_values(&[ErrorCode::TooLarge.as_str()])
+                    .inc();
+                let reason = format!("frames are limited to {max_frame_bytes} bytes");
+                self.close(close_code::SIZE, &reason).await;
+            }
+            Some(WsError::Utf8(e)) => {
+                tracing::info!(error = %e, "closing a connection that sent a text frame that is not UTF-8");
+                self.close(close_code::INVALID, "text frames must be UTF-8")
+                    .await;
+            }
+            Some(WsError::Protocol(e)) => {
+                tracing::info!(error = %e, "closing a connection that broke the protocol");
+                self.close(close_code::PROTOCOL, "websocket protocol error")
+                    .await;
+            }
+            _ => tracing::debug!(error = %inner, "the connection failed"),
+        }
+    }
+}
+
+/// Lets an ended session's writer send what is queued, then aborts it if the client still
+/// does not take it: dropping the socket's last half closes it. Returns once the writer is
+/// gone, so the connection is not counted as ended while its socket is still open.
+pub async fn finish(mut writer: JoinHandle<()>) {
+    if tokio::time::timeout(WRITER_DRAIN, &mut writer)
+        .await
+        .is_err()
+    {
+        tracing::debug!("aborting the writer of a client that does not read");
+        writer.abort();
+        let _ = writer.await;
     }
 }
 

@@ -339,6 +339,11 @@ impl Client {
         Client { socket }
     }
 
+    /// The websocket itself, e.g. to split it into a sender and a receiver.
+    pub fn into_socket(self) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        self.socket
+    }
+
     /// Like `say`, but tolerates a server that has gone away.
     pub async fn try_say(&mut self, text: &str, id: &str) -> Result<(), ()> {
         let frame = json!({"type": "message", "text": text, "id": id});

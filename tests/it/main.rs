@@ -1,6 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1:0 with a temporary SQLite file, driven by
 //! real tokio-tungstenite clients. One binary with modules keeps link time down.
 
+mod abuse;
 mod agents;
 mod browser;
 mod buyer;

@@ -1,0 +1,8 @@
+//! Normalisation, and that it is a fixed point. What is checked: `fuzz/checks.rs`.
+
+#![no_main]
+
+#[path = "../checks.rs"]
+mod checks;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::normalization(data));

@@ -1,0 +1,194 @@
+//! One buyer: a websocket of its own, closed loop. It sends a message with a fresh `id`, waits
+//! for the first `reply` or `queue` frame whose `in_reply_to` is that id (or an error frame),
+//! records the latency, and sends the next. After a handoff, while an agent is at work, it
+//! waits for its case to be resolved before writing again, as a buyer waiting for a human.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::load::Ctx;
+use crate::mix::Rng;
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What one buyer did in a run.
+#[derive(Default)]
+pub struct BuyerOutcome {
+    pub sent: u64,
+    pub answered: u64,
+    /// Sent and never answered (timeout or the connection died): must stay 0.
+    pub unanswered: u64,
+    /// Outstanding when the service was killed on purpose; not a loss.
+    pub cut_by_kill: u64,
+    pub connect_error: Option<String>,
+    /// The conversation of every `handoff` reply received.
+    pub handoffs_told: Vec<String>,
+    /// Handoffs whose case was not resolved within the answer timeout.
+    pub unresolved_handoffs: u64,
+}
+
+/// The buyer side's socket settings: small buffers, as the service's.
+pub fn socket_config(buffer: usize, max_frame: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(buffer)
+        .write_buffer_size(buffer)
+        .max_write_buffer_size(buffer + 2 * max_frame)
+        .max_message_size(Some(max_frame * 4))
+        .max_frame_size(Some(max_frame * 4))
+}
+
+pub async fn connect(url: &str, config: WebSocketConfig) -> Result<Socket, String> {
+    match tokio_tungstenite::connect_async_with_config(url, Some(config), true).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub fn buyer_url(base: &str, shop: &str, buyer: &str) -> String {
+    format!("{base}/ws/buyer?shop={shop}&buyer={buyer}")
+}
+
+enum Answer {
+    Frame { kind: String, conversation: String },
+    Error(String),
+    Closed,
+    TimedOut,
+}
+
+pub async fn run(ctx: Arc<Ctx>, index: usize) -> BuyerOutcome {
+    let mut outcome = BuyerOutcome::default();
+    let base = &ctx.urls[index % ctx.urls.len()];
+    let buyer = format!("lg-{}-{index}", ctx.run_id);
+    let mut socket = match connect(&buyer_url(base, &ctx.shop, &buyer), ctx.socket).await {
+        Ok(socket) => socket,
+        Err(e) => {
+            outcome.connect_error = Some(e);
+            return outcome;
+        }
+    };
+    let mut rng = Rng::new(
+        ctx.seed
+            .wrapping_add((index as u64).wrapping_mul(0x2545_F491)),
+    );
+    let mut seq = 0u64;
+    while ctx.may_send() {
+        if let Some(pacer) = &ctx.pacer {
+            pacer.wait().await;
+            if Instant::now() >= ctx.deadline || ctx.killed() {
+                break;
+            }
+        }
+        let (_, text) = ctx.mix.draw(&mut rng);
+        seq += 1;
+        let id = format!("{index}-{seq}");
+        let frame = json!({"type": "message", "text": text, "id": id}).to_string();
+        let sent_at = Instant::now();
+        if socket.send(Message::text(frame)).await.is_err() {
+            // Nothing was sent, so nothing is lost; the connection is gone.
+            if !ctx.killed() {
+                outcome.connect_error = Some("the connection closed".into());
+            }
+            break;
+        }
+        outcome.sent += 1;
+        match answer(&mut socket, &id, ctx.answer_timeout).await {
+            Answer::Frame { kind, conversation } => {
+                let now = Instant::now();
+                outcome.answered += 1;
+                ctx.recorder.answer(now - sent_at, ctx.measuring(now));
+                if kind == "handoff" {
+                    outcome.handoffs_told.push(conversation);
+                    if ctx.agent && !resolved(&mut socket, ctx.answer_timeout).await {
+                        outcome.unresolved_handoffs += 1;
+                    }
+                }
+            }
+            Answer::Error(code) => {
+                outcome.answered += 1;
+                ctx.recorder.error(&code, ctx.measuring(Instant::now()));
+            }
+            Answer::Closed | Answer::TimedOut if ctx.killed() => {
+                outcome.cut_by_kill += 1;
+                break;
+            }
+            Answer::Closed => {
+                outcome.unanswered += 1;
+                outcome.connect_error = Some("the connection closed".into());
+                break;
+            }
+            Answer::TimedOut => {
+                outcome.unanswered += 1;
+                break;
+            }
+        }
+    }
+    let _ = socket.close(None).await;
+    outcome
+}
+
+/// Reads until the answer to message `id`; other frames (welcome, queue places, later frames
+/// answering an older id) are skipped.
+async fn answer(socket: &mut Socket, id: &str, timeout: Duration) -> Answer {
+    let until = Instant::now() + timeout;
+    loop {
+        let frame = match tokio::time::timeout_at(until, socket.next()).await {
+            Err(_) => return Answer::TimedOut,
+            Ok(None | Some(Err(_))) => return Answer::Closed,
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Close(_) => return Answer::Closed,
+            _ => continue,
+        };
+        // Most frames carry `in_reply_to`; a cheap look first spares parsing the others.
+        let answers_it = text.contains(id);
+        if !answers_it && !text.contains("\"error\"") {
+            continue;
+        }
+        let Ok(value) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        match value["type"].as_str() {
+            Some("error") => {
+                return Answer::Error(value["code"].as_str().unwrap_or("unknown").to_string());
+            }
+            Some("reply" | "queue") if value["in_reply_to"].as_str() == Some(id) => {
+                return Answer::Frame {
+                    kind: value["kind"].as_str().unwrap_or("queue").to_string(),
+                    conversation: value["conversation"].as_str().unwrap_or("").to_string(),
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Waits for the `queue` frame saying the agent resolved the case.
+async fn resolved(socket: &mut Socket, timeout: Duration) -> bool {
+    let until = Instant::now() + timeout;
+    loop {
+        let frame = match tokio::time::timeout_at(until, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => text,
+            Ok(Some(Ok(Message::Close(_)) | Err(_)) | None) | Err(_) => return false,
+            Ok(Some(Ok(_))) => continue,
+        };
+        if !frame.contains("resolved") {
+            continue;
+        }
+        if let Ok(value) = serde_json::from_str::<Value>(&frame)
+            && value["type"] == "queue"
+            && value["status"] == "resolved"
+        {
+            return true;
+        }
+    }
+}

@@ -109,7 +109,9 @@ async fn session(app: Arc<App>, shop_id: String, buyer: String, socket: WebSocke
         conversation: None,
         delivered_up_to: 0,
     };
-    if let Ok(mut pushes) = connection.open(&buyer).await {
+    // Opening and answering are boxed: a task is as large as its largest state, and most
+    // connections spend their life idle in `read_loop`, which is small without them.
+    if let Ok(mut pushes) = Box::pin(connection.open(&buyer)).await {
         connection.read_loop(&mut stream, &mut pushes.1).await;
         let conversation = connection.conversation.as_ref().expect("opened");
         app.desk.detach_buyer(&conversation.id, pushes.0);
@@ -374,7 +376,7 @@ impl Connection {
                 }
                 push = pushes.recv() => {
                     let Some(push) = push else { return };
-                    if self.on_push(push).await.is_err() {
+                    if Box::pin(self.on_push(push)).await.is_err() {
                         return;
                     }
                     continue;
@@ -385,10 +387,12 @@ impl Connection {
             let result = match frame {
                 None => return,
                 Some(Err(error)) => {
-                    self.on_socket_error(error).await;
+                    Box::pin(self.on_socket_error(error)).await;
                     return;
                 }
-                Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), &mut limiter).await,
+                Some(Ok(Message::Text(text))) => {
+                    Box::pin(self.on_text(text.as_str(), &mut limiter)).await
+                }
                 Some(Ok(Message::Binary(_))) => {
                     self.outbound
                         .send_error(

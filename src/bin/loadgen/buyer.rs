@@ -33,6 +33,8 @@ pub struct BuyerOutcome {
     pub handoffs_told: Vec<String>,
     /// Handoffs whose case was not resolved within the answer timeout.
     pub unresolved_handoffs: u64,
+    /// What became of each unanswered message, for finding out why.
+    pub lost: Vec<String>,
 }
 
 /// The buyer side's socket settings: small buffers, as the service's.
@@ -61,6 +63,18 @@ enum Answer {
     Error(String),
     Closed,
     TimedOut,
+}
+
+/// The frames a buyer received since its last message, to explain a loss.
+#[derive(Default)]
+struct Seen(Vec<String>);
+
+impl Seen {
+    fn push(&mut self, frame: &str) {
+        if self.0.len() < 8 {
+            self.0.push(frame.chars().take(160).collect());
+        }
+    }
 }
 
 pub async fn run(ctx: Arc<Ctx>, index: usize) -> BuyerOutcome {
@@ -99,11 +113,38 @@ pub async fn run(ctx: Arc<Ctx>, index: usize) -> BuyerOutcome {
             break;
         }
         outcome.sent += 1;
-        match answer(&mut socket, &id, ctx.answer_timeout).await {
-            Answer::Frame { kind, conversation } => {
+        let mut seen = Seen::default();
+        let answered = answer(&mut socket, &id, ctx.answer_timeout, &mut seen).await;
+        let lost = |why: &str, seen: &Seen| {
+            format!(
+                "{why}: message {id} ({text}) from {buyer}, after {:?}; frames since: {:?}",
+                sent_at.elapsed(),
+                seen.0
+            )
+        };
+        match answered {
+            Answer::Frame {
+                mut kind,
+                mut conversation,
+            } => {
                 let now = Instant::now();
                 outcome.answered += 1;
                 ctx.recorder.answer(now - sent_at, ctx.measuring(now));
+                // An away or busy notice comes first and the reply proper follows: only it
+                // says whether the conversation went to the humans.
+                while kind == "away" || kind == "busy" {
+                    match answer(&mut socket, &id, ctx.answer_timeout, &mut seen).await {
+                        Answer::Frame {
+                            kind: next,
+                            conversation: of,
+                        } => (kind, conversation) = (next, of),
+                        _ => {
+                            outcome.lost.push(lost("no reply after the notice", &seen));
+                            outcome.unanswered += 1;
+                            break;
+                        }
+                    }
+                }
                 if kind == "handoff" {
                     outcome.handoffs_told.push(conversation);
                     if ctx.agent && !resolved(&mut socket, ctx.answer_timeout).await {
@@ -121,11 +162,13 @@ pub async fn run(ctx: Arc<Ctx>, index: usize) -> BuyerOutcome {
             }
             Answer::Closed => {
                 outcome.unanswered += 1;
+                outcome.lost.push(lost("the connection closed", &seen));
                 outcome.connect_error = Some("the connection closed".into());
                 break;
             }
             Answer::TimedOut => {
                 outcome.unanswered += 1;
+                outcome.lost.push(lost("no answer in time", &seen));
                 break;
             }
         }
@@ -136,7 +179,7 @@ pub async fn run(ctx: Arc<Ctx>, index: usize) -> BuyerOutcome {
 
 /// Reads until the answer to message `id`; other frames (welcome, queue places, later frames
 /// answering an older id) are skipped.
-async fn answer(socket: &mut Socket, id: &str, timeout: Duration) -> Answer {
+async fn answer(socket: &mut Socket, id: &str, timeout: Duration, seen: &mut Seen) -> Answer {
     let until = Instant::now() + timeout;
     loop {
         let frame = match tokio::time::timeout_at(until, socket.next()).await {
@@ -149,6 +192,7 @@ async fn answer(socket: &mut Socket, id: &str, timeout: Duration) -> Answer {
             Message::Close(_) => return Answer::Closed,
             _ => continue,
         };
+        seen.push(&text);
         // Most frames carry `in_reply_to`; a cheap look first spares parsing the others.
         let answers_it = text.contains(id);
         if !answers_it && !text.contains("\"error\"") {

@@ -285,4 +285,6 @@ fn add(run: &mut RunReport, outcome: BuyerOutcome) {
         }
     }
     run.handoffs_told.extend(outcome.handoffs_told);
+    let room = 5usize.saturating_sub(run.lost.len());
+    run.lost.extend(outcome.lost.into_iter().take(room));
 }

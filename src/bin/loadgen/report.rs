@@ -51,6 +51,8 @@ pub struct RunReport {
     pub errors: BTreeMap<String, u64>,
     /// Sent but never answered by the end: must be 0.
     pub unanswered: u64,
+    /// The first few unanswered messages and what the buyer saw meanwhile.
+    pub lost: Vec<String>,
     /// Outstanding when the service was killed on purpose.
     pub cut_by_kill: u64,
     pub connection_failures: u64,
@@ -89,6 +91,7 @@ impl RunReport {
             latency: Latencies::default(),
             errors: BTreeMap::new(),
             unanswered: 0,
+            lost: Vec::new(),
             cut_by_kill: 0,
             connection_failures: 0,
             first_connection_error: None,
@@ -139,6 +142,9 @@ impl RunReport {
             }
         );
         out += &format!("  unanswered  {} (must be 0)\n", self.unanswered);
+        for lost in &self.lost {
+            out += &format!("    {lost}\n");
+        }
         if self.connection_failures > 0 {
             out += &format!(
                 "  connection failures {} (first: {})\n",

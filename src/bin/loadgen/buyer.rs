@@ -79,20 +79,44 @@ impl Seen {
 
 pub async fn run(ctx: Arc<Ctx>, index: usize) -> BuyerOutcome {
     let mut outcome = BuyerOutcome::default();
-    let base = &ctx.urls[index % ctx.urls.len()];
-    let buyer = format!("lg-{}-{index}", ctx.run_id);
-    let mut socket = match connect(&buyer_url(base, &ctx.shop, &buyer), ctx.socket).await {
-        Ok(socket) => socket,
-        Err(e) => {
-            outcome.connect_error = Some(e);
-            return outcome;
-        }
-    };
     let mut rng = Rng::new(
         ctx.seed
             .wrapping_add((index as u64).wrapping_mul(0x2545_F491)),
     );
     let mut seq = 0u64;
+    for round in 0.. {
+        let buyer = match ctx.conversation {
+            0 => format!("lg-{}-{index}", ctx.run_id),
+            _ => format!("lg-{}-{index}-{round}", ctx.run_id),
+        };
+        let said_all = converse(&ctx, index, &buyer, &mut rng, &mut seq, &mut outcome).await;
+        if !said_all {
+            break;
+        }
+    }
+    outcome
+}
+
+/// One buyer's conversation on a connection of its own. Returns true when the buyer said
+/// all it had to say (`--conversation` messages) and the next buyer takes its place.
+async fn converse(
+    ctx: &Ctx,
+    index: usize,
+    buyer: &str,
+    rng: &mut Rng,
+    seq: &mut u64,
+    outcome: &mut BuyerOutcome,
+) -> bool {
+    let base = &ctx.urls[index % ctx.urls.len()];
+    let mut socket = match connect(&buyer_url(base, &ctx.shop, buyer), ctx.socket).await {
+        Ok(socket) => socket,
+        Err(e) => {
+            outcome.connect_error = Some(e);
+            return false;
+        }
+    };
+    let mut said = 0;
+    let mut said_all = false;
     while ctx.may_send() {
         if let Some(pacer) = &ctx.pacer {
             pacer.wait().await;
@@ -100,8 +124,8 @@ pub async fn run(ctx: Arc<Ctx>, index: usize) -> BuyerOutcome {
                 break;
             }
         }
-        let (_, text) = ctx.mix.draw(&mut rng);
-        seq += 1;
+        let (_, text) = ctx.mix.draw(rng);
+        *seq += 1;
         let id = format!("{index}-{seq}");
         let frame = json!({"type": "message", "text": text, "id": id}).to_string();
         let sent_at = Instant::now();
@@ -172,9 +196,14 @@ pub async fn run(ctx: Arc<Ctx>, index: usize) -> BuyerOutcome {
                 break;
             }
         }
+        said += 1;
+        if ctx.conversation > 0 && said >= ctx.conversation {
+            said_all = true;
+            break;
+        }
     }
     let _ = socket.close(None).await;
-    outcome
+    said_all
 }
 
 /// Reads until the answer to message `id`; other frames (welcome, queue places, later frames

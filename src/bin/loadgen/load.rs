@@ -82,6 +82,8 @@ pub struct Ctx {
     pub answer_timeout: Duration,
     /// Handed-off buyers wait for the agent to resolve their case.
     pub agent: bool,
+    /// Messages per buyer before it leaves and a new buyer takes the connection; 0: never.
+    pub conversation: u64,
     killed: AtomicBool,
 }
 
@@ -162,6 +164,7 @@ pub async fn run(
         deadline,
         answer_timeout: Duration::from_secs_f64(args.answer_timeout),
         agent: use_agent,
+        conversation: args.conversation,
         killed: AtomicBool::new(false),
     });
 

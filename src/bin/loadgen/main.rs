@@ -105,6 +105,10 @@ pub struct Args {
     /// agent of the shipped `default` shop.
     #[arg(long, default_value = "demo-xiaoyue")]
     pub agent_token: String,
+    /// Messages each buyer sends before it leaves; a new buyer (a new id, a new
+    /// conversation) then connects in its place. 0: a buyer stays for the whole run.
+    #[arg(long, default_value_t = 0)]
+    pub conversation: u64,
     /// No agent: handed-off buyers go on writing and are answered by `queue` frames.
     #[arg(long)]
     pub no_agent: bool,

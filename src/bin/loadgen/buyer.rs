@@ -171,7 +171,10 @@ async fn converse(
                 }
                 if kind == "handoff" {
                     outcome.handoffs_told.push(conversation);
-                    if ctx.agent && !resolved(&mut socket, ctx.answer_timeout).await {
+                    if ctx.agent
+                        && !resolved(&mut socket, ctx.answer_timeout).await
+                        && !ctx.killed()
+                    {
                         outcome.unresolved_handoffs += 1;
                     }
                 }

@@ -178,6 +178,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args, pinning: Pinning) -> anyhow::Result<Report> {
+    if args.kill_after.is_some() && !args.targets.is_empty() {
+        anyhow::bail!(
+            "--kill-after kills the service the loadgen spawned and reads its SQLite file; \
+             it cannot be used with --target"
+        );
+    }
     let mut report = Report::new(&args, pinning);
     report.note(pinning.describe());
     if let Some(count) = args.idle {

@@ -46,6 +46,11 @@ pub async fn serve_http(
                 }
             },
         };
+        // Chat frames are small and a reply often comes as two (a notice, then the answer):
+        // without TCP_NODELAY the second waits for the client's delayed ACK, up to 40 ms.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
         connections.spawn(serve_connection(
             http.clone(),
             stream,

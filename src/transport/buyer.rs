@@ -113,7 +113,9 @@ async fn session(app: Arc<App>, shop_id: String, buyer: String, socket: WebSocke
         conversation: None,
         delivered_up_to: 0,
     };
-    if let Ok(mut pushes) = connection.open(&buyer).await {
+    // Opening and answering are boxed: a task is as large as its largest state, and most
+    // connections spend their life idle in `read_loop`, which is small without them.
+    if let Ok(mut pushes) = Box::pin(connection.open(&buyer)).await {
         connection.read_loop(&mut stream, &mut pushes.1).await;
         let conversation = connection.conversation.as_ref().expect("opened");
         app.desk.detach_buyer(&conversation.id, pushes.0);
@@ -404,7 +406,7 @@ impl Connection {
                 }
                 push = pushes.recv() => {
                     let Some(push) = push else { return };
-                    if self.on_push(push).await.is_err() {
+                    if Box::pin(self.on_push(push)).await.is_err() {
                         return;
                     }
                     continue;
@@ -415,12 +417,17 @@ impl Connection {
             let result = match frame {
                 None => return,
                 Some(Err(error)) => {
-                    self.outbound
-                        .close_after(error, self.app.limits.max_frame_bytes)
-                        .await;
+                    // Boxed, like the other rare paths: an idle session's future stays small.
+                    Box::pin(
+                        self.outbound
+                            .close_after(error, self.app.limits.max_frame_bytes),
+                    )
+                    .await;
                     return;
                 }
-                Some(Ok(Message::Text(text))) => self.on_text(text.as_str(), &mut limiter).await,
+                Some(Ok(Message::Text(text))) => {
+                    Box::pin(self.on_text(text.as_str(), &mut limiter)).await
+                }
                 Some(Ok(Message::Binary(_))) => {
                     self.outbound
                         .send_error(

@@ -1,0 +1,293 @@
+//! One load run: N buyers against a server for a warm-up and a measured window, optionally
+//! paced to an aggregate rate, with progress lines, an agent console, and a kill -9.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_util::sync::CancellationToken;
+
+use crate::Args;
+use crate::agent::{self, AgentStats};
+use crate::buyer::{self, BuyerOutcome};
+use crate::mix::Mix;
+use crate::recorder::Recorder;
+use crate::report::{RunReport, Tick, cpu_seconds_of_self};
+use crate::server::{Server, ServerKind};
+
+/// How long and how hard one run goes.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    pub connections: usize,
+    pub warmup: f64,
+    pub duration: f64,
+    pub messages: Option<u64>,
+    pub rate: Option<f64>,
+    pub ticks: Option<Duration>,
+    pub kill_after: Option<f64>,
+}
+
+impl LoadPlan {
+    pub fn from_args(args: &Args) -> LoadPlan {
+        LoadPlan {
+            connections: args.connections,
+            warmup: args.warmup,
+            duration: args.duration,
+            messages: args.messages,
+            rate: args.rate,
+            ticks: None,
+            kill_after: None,
+        }
+    }
+
+    pub fn with_duration(mut self, seconds: f64) -> Self {
+        self.duration = seconds;
+        self
+    }
+
+    pub fn with_rate(mut self, rate: Option<f64>) -> Self {
+        self.rate = rate;
+        self
+    }
+
+    pub fn with_ticks(mut self, every: Duration) -> Self {
+        self.ticks = Some(every);
+        self
+    }
+
+    pub fn with_kill(mut self, after: Option<f64>) -> Self {
+        self.kill_after = after;
+        self
+    }
+}
+
+/// What every buyer of a run shares.
+pub struct Ctx {
+    pub urls: Vec<String>,
+    pub shop: String,
+    /// Makes buyer ids unique per run.
+    pub run_id: String,
+    pub seed: u64,
+    pub mix: Mix,
+    pub socket: WebSocketConfig,
+    pub recorder: Recorder,
+    pub pacer: Option<Pacer>,
+    /// Messages left to send, when the run is bounded by a count.
+    budget: Option<AtomicU64>,
+    measure_from: Instant,
+    pub deadline: Instant,
+    pub answer_timeout: Duration,
+    /// Handed-off buyers wait for the agent to resolve their case.
+    pub agent: bool,
+    /// Messages per buyer before it leaves and a new buyer takes the connection; 0: never.
+    pub conversation: u64,
+    killed: AtomicBool,
+}
+
+impl Ctx {
+    /// Whether a buyer may send another message: before the deadline, budget left, alive.
+    pub fn may_send(&self) -> bool {
+        if Instant::now() >= self.deadline || self.killed() {
+            return false;
+        }
+        match &self.budget {
+            None => true,
+            Some(left) => left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+
+    pub fn measuring(&self, at: Instant) -> bool {
+        at >= self.measure_from && at <= self.deadline
+    }
+
+    pub fn killed(&self) -> bool {
+        self.killed.load(Ordering::Relaxed)
+    }
+}
+
+/// Spreads sends evenly at an aggregate rate: each send takes the next slot. A slot missed
+/// (every buyer was waiting for an answer) is not made up later in a burst.
+pub struct Pacer {
+    interval: Duration,
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(rate: f64) -> Pacer {
+        Pacer {
+            interval: Duration::from_secs_f64(1.0 / rate.max(0.001)),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    pub async fn wait(&self) {
+        let at = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            let at = (*next).max(now);
+            *next = at + self.interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+pub async fn run(
+    args: &Args,
+    server: &Server,
+    plan: &LoadPlan,
+    label: &str,
+) -> anyhow::Result<RunReport> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let started = Instant::now();
+    let measure_from = started + Duration::from_secs_f64(plan.warmup);
+    let deadline = measure_from + Duration::from_secs_f64(plan.duration);
+    let use_agent = server.kind == ServerKind::Service && !args.no_agent;
+    let ctx = Arc::new(Ctx {
+        urls: server.urls.clone(),
+        shop: args.shop.clone(),
+        run_id: format!("{:x}{:x}", std::process::id(), nanos % 0xFFFF_FFFF),
+        seed: args.seed,
+        mix: Mix::new(args.weights.as_deref())?,
+        socket: buyer::socket_config(args.socket_buffer_bytes, args.max_frame_bytes),
+        recorder: Recorder::default(),
+        pacer: plan.rate.map(Pacer::new),
+        budget: plan.messages.map(AtomicU64::new),
+        measure_from,
+        deadline,
+        answer_timeout: Duration::from_secs_f64(args.answer_timeout),
+        agent: use_agent,
+        conversation: args.conversation,
+        killed: AtomicBool::new(false),
+    });
+
+    let agent_stats = Arc::new(AgentStats::default());
+    let stop_agent = CancellationToken::new();
+    let agent_task = if use_agent {
+        let (ready, greeted) = oneshot::channel();
+        let task = tokio::spawn(agent::run(
+            server.urls[0].clone(),
+            args.agent_token.clone(),
+            agent_stats.clone(),
+            ready,
+            stop_agent.clone(),
+        ));
+        match greeted.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => anyhow::bail!("{e} (use --no-agent, or --agent-token)"),
+            Err(_) => anyhow::bail!("the agent console stopped before it was greeted"),
+        }
+        Some(task)
+    } else {
+        None
+    };
+
+    let rss_before = server.rss_kib();
+    let cpu_before = server.cpu_seconds();
+    let own_cpu_before = cpu_seconds_of_self();
+    let buyers: Vec<_> = (0..plan.connections)
+        .map(|i| tokio::spawn(buyer::run(ctx.clone(), i)))
+        .collect();
+
+    let mut ticks = Vec::new();
+    let kill_at = plan
+        .kill_after
+        .map(|s| started + Duration::from_secs_f64(s));
+    let mut killed = false;
+    if let Some(every) = plan.ticks {
+        let mut last = Instant::now();
+        let mut next = measure_from + every;
+        while next <= deadline + Duration::from_millis(1) {
+            tokio::time::sleep_until(next).await;
+            let now = Instant::now();
+            let latencies = ctx.recorder.take_interval();
+            let answered = latencies.count;
+            let tick = Tick {
+                at_seconds: (now - measure_from).as_secs_f64(),
+                replies_per_second: answered as f64 / (now - last).as_secs_f64(),
+                latency: latencies,
+                rss_kib: server.rss_kib(),
+            };
+            eprintln!("  {}", tick.line());
+            ticks.push(tick);
+            last = now;
+            next += every;
+        }
+    } else if let Some(kill_at) = kill_at {
+        tokio::time::sleep_until(kill_at).await;
+    } else {
+        tokio::time::sleep_until(deadline).await;
+    }
+    if let Some(kill_at) = kill_at {
+        tokio::time::sleep_until(kill_at).await;
+        ctx.killed.store(true, Ordering::Relaxed);
+        // The server handle is shared; killing goes through its pid.
+        server.kill9_now();
+        killed = true;
+    }
+    let rss_after = server.rss_kib();
+    let cpu_after = server.cpu_seconds();
+    let own_cpu_after = cpu_seconds_of_self();
+    let measured_at = Instant::now();
+
+    let mut outcomes = Vec::with_capacity(buyers.len());
+    for buyer in buyers {
+        outcomes.push(buyer.await.unwrap_or_default());
+    }
+    stop_agent.cancel();
+    if let Some(task) = agent_task {
+        let _ = task.await;
+    }
+
+    let window = if killed {
+        (measured_at - measure_from).as_secs_f64().max(0.001)
+    } else {
+        plan.duration
+    };
+    let window_wall = (measured_at - started).as_secs_f64();
+    let (latency, measured_answers, errors) = ctx.recorder.finish();
+    let mut run = RunReport::new(label, server.kind, plan);
+    run.seconds = window;
+    run.replies_per_second = measured_answers as f64 / window;
+    run.latency = latency;
+    run.errors = errors;
+    run.agent = use_agent.then(|| agent_stats.summary());
+    run.rss_before_kib = rss_before;
+    run.rss_after_kib = rss_after;
+    run.server_cpu_percent = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) => Some(100.0 * (a - b) / window_wall),
+        _ => None,
+    };
+    run.loadgen_cpu_percent = Some(100.0 * (own_cpu_after - own_cpu_before) / window_wall);
+    run.ticks = ticks;
+    run.killed = killed;
+    for outcome in outcomes {
+        add(&mut run, outcome);
+    }
+    run.handoffs = run.handoffs_told.len();
+    Ok(run)
+}
+
+fn add(run: &mut RunReport, outcome: BuyerOutcome) {
+    run.sent += outcome.sent;
+    run.answered += outcome.answered;
+    run.unanswered += outcome.unanswered;
+    run.cut_by_kill += outcome.cut_by_kill;
+    run.unresolved_handoffs += outcome.unresolved_handoffs;
+    if let Some(e) = outcome.connect_error {
+        run.connection_failures += 1;
+        if run.first_connection_error.is_none() {
+            run.first_connection_error = Some(e);
+        }
+    }
+    run.handoffs_told.extend(outcome.handoffs_told);
+    let room = 5usize.saturating_sub(run.lost.len());
+    run.lost.extend(outcome.lost.into_iter().take(room));
+}

@@ -34,7 +34,7 @@ pub use change::{Change, Feed};
 pub use postgres::{PgOptions, PgStore};
 pub use sqlite::SqliteStore;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or written; the caller tells the client `unavailable`.
     #[error("the store is unavailable: {0}")]

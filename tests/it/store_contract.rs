@@ -60,6 +60,7 @@ macro_rules! contract {
 contract!(
     an_exchange_is_stored_whole_and_the_buyer_continues_after_a_reopen,
     an_exchange_for_a_missing_conversation_writes_nothing,
+    concurrent_exchanges_are_each_written_whole,
     a_handoff_is_claimed_once_resolved_by_its_holder_and_gives_the_bot_back,
     of_many_racing_claims_exactly_one_wins,
     agent_messages_wait_until_delivered,
@@ -230,6 +231,65 @@ async fn an_exchange_for_a_missing_conversation_writes_nothing(backend: &Backend
         .await
         .unwrap();
     assert!(due.is_empty(), "no event of a write that failed: {due:?}");
+    store.close().await;
+}
+
+async fn concurrent_exchanges_are_each_written_whole(backend: &Backend) {
+    let store = backend.open().await;
+    let mut conversations = Vec::new();
+    for buyer in 0..25 {
+        conversations.push(
+            store
+                .open_conversation("default", &format!("crowd-{buyer}"), at(NOW))
+                .await
+                .unwrap(),
+        );
+    }
+    // Two exchanges for every conversation and one for a conversation that does not exist,
+    // all at once: backends gather such bursts into shared commits.
+    let mut writes = Vec::new();
+    for (i, conversation) in conversations.iter().enumerate() {
+        for round in 0..2 {
+            let mut exchange = exchange(conversation, "在吗", at(NOW));
+            exchange.state.bargain_step = round + 1;
+            exchange.replies[1].text = format!("答复 {i}-{round}");
+            let store = store.clone();
+            writes.push(tokio::spawn(async move { store.record(exchange).await }));
+        }
+    }
+    let ghost = Conversation {
+        id: "no-such-conversation".into(),
+        ..conversations[0].clone()
+    };
+    let lost = {
+        let store = store.clone();
+        tokio::spawn(async move { store.record(exchange(&ghost, "在吗", at(NOW))).await })
+    };
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    assert!(matches!(lost.await.unwrap(), Err(StoreError::Corrupt(_))));
+    for (i, conversation) in conversations.iter().enumerate() {
+        let lines = store.transcript(&conversation.id, 100).await.unwrap();
+        let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts.len(), 6, "{texts:?}");
+        // Each exchange's lines stay together and in order, whichever was written first.
+        for exchange in texts.chunks(3) {
+            assert_eq!(exchange[..2], ["在吗", "稍后回复您"], "{texts:?}");
+            assert!(exchange[2].starts_with(&format!("答复 {i}-")), "{texts:?}");
+        }
+        let reopened = store
+            .open_conversation("default", &conversation.buyer, at(NOW))
+            .await
+            .unwrap();
+        assert!(matches!(reopened.state.bargain_step, 1 | 2));
+    }
+    let unmatched = store.unmatched("default", 10).await.unwrap();
+    assert_eq!(
+        (unmatched[0].text.as_str(), unmatched[0].count),
+        ("在吗", 50),
+        "the ghost's question is not counted"
+    );
     store.close().await;
 }
 

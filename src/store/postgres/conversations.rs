@@ -1,10 +1,12 @@
 //! Conversations and their messages on PostgreSQL: opening, recording exchanges, agent
 //! messages and their delivery, transcripts, unanswered questions, figures.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 
-use super::{column, notices, query, query_one, query_opt, unavailable};
+use super::{column, notices, query, query_opt, unavailable};
 use crate::conversation::ConversationState;
 use crate::store::stats::StatsWalk;
 use crate::store::{
@@ -65,87 +67,132 @@ pub async fn open(
     })
 }
 
-/// The state update, the messages and the unanswered-question count of an exchange, in one
-/// statement: the common exchange (a question and its answers) is one round trip and one
-/// commit. Returns false when the conversation does not exist.
-async fn write_messages(
+/// The state updates, the messages and the unanswered-question counts of several exchanges
+/// (at most one per conversation), in one statement and so one commit. An exchange whose
+/// conversation does not exist writes nothing; the ids of those that do come back.
+pub async fn write_exchanges(
     c: &impl GenericClient,
-    exchange: &Exchange,
-    state: &str,
-) -> Result<bool, StoreError> {
-    let mut senders = Vec::with_capacity(exchange.replies.len() + 1);
-    let mut kinds: Vec<Option<&str>> = Vec::with_capacity(senders.capacity());
-    let mut intents: Vec<Option<&str>> = Vec::with_capacity(senders.capacity());
-    let mut texts = Vec::with_capacity(senders.capacity());
-    let mut client_ids: Vec<Option<&str>> = Vec::with_capacity(senders.capacity());
-    if let Some((text, client_id)) = &exchange.buyer_message {
-        senders.push(Sender::Buyer.as_str());
-        kinds.push(None);
-        intents.push(None);
-        texts.push(text.as_str());
-        client_ids.push(client_id.as_deref());
+    exchanges: &[&Exchange],
+) -> Result<HashSet<String>, StoreError> {
+    let mut ids = Vec::with_capacity(exchanges.len());
+    let mut states = Vec::with_capacity(exchanges.len());
+    let mut ats = Vec::with_capacity(exchanges.len());
+    // One entry per message, in order: each buyer message before its replies.
+    let mut m_conversations: Vec<&str> = Vec::new();
+    let mut senders: Vec<&str> = Vec::new();
+    let mut kinds: Vec<Option<&str>> = Vec::new();
+    let mut intents: Vec<Option<&str>> = Vec::new();
+    let mut texts: Vec<&str> = Vec::new();
+    let mut client_ids: Vec<Option<&str>> = Vec::new();
+    let mut m_ats = Vec::new();
+    // One entry per unanswered question.
+    let (mut u_conversations, mut u_shops, mut u_texts, mut u_ats) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for exchange in exchanges {
+        let conversation = exchange.conversation.as_str();
+        ids.push(conversation);
+        states.push(
+            serde_json::to_string(&exchange.state)
+                .map_err(|e| StoreError::Corrupt(format!("cannot encode state: {e}")))?,
+        );
+        ats.push(exchange.at);
+        let buyer = exchange
+            .buyer_message
+            .as_ref()
+            .map(|(text, id)| (Sender::Buyer.as_str(), None, None, text, id.as_deref()));
+        let replies = exchange.replies.iter().map(|r| {
+            let kind = Some(r.kind);
+            (
+                Sender::Bot.as_str(),
+                kind,
+                r.intent.as_deref(),
+                &r.text,
+                None,
+            )
+        });
+        for (sender, kind, intent, text, client_id) in buyer.into_iter().chain(replies) {
+            m_conversations.push(conversation);
+            senders.push(sender);
+            kinds.push(kind);
+            intents.push(intent);
+            texts.push(text.as_str());
+            client_ids.push(client_id);
+            m_ats.push(exchange.at);
+        }
+        if let Some(text) = &exchange.unmatched {
+            u_conversations.push(conversation);
+            u_shops.push(exchange.shop.as_str());
+            u_texts.push(text.as_str());
+            u_ats.push(exchange.at);
+        }
     }
-    for reply in &exchange.replies {
-        senders.push(Sender::Bot.as_str());
-        kinds.push(Some(reply.kind));
-        intents.push(reply.intent.as_deref());
-        texts.push(reply.text.as_str());
-        client_ids.push(None);
-    }
-    let row = query_one(
+    let rows = query(
         c,
+        // `id = ANY($1)` keeps to the primary key in the generic plan whatever the batch's
+        // size (a join with UNNEST is planned for 100 rows and scans the table instead).
         "WITH updated AS (
-             UPDATE conversations SET state = $2, updated_at = $3 WHERE id = $1 RETURNING id
+             UPDATE conversations c
+             SET state = ($2::text[])[array_position($1::text[], c.id)],
+                 updated_at = ($3::timestamptz[])[array_position($1::text[], c.id)]
+             WHERE c.id = ANY($1::text[]) RETURNING c.id
          ), written AS (
              INSERT INTO messages (conversation, sender, kind, intent, text, client_id, at)
-             SELECT updated.id, m.sender, m.kind, m.intent, m.text, m.client_id, $3
-             FROM updated,
-                  UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-                      WITH ORDINALITY AS m(sender, kind, intent, text, client_id, n)
+             SELECT m.conversation, m.sender, m.kind, m.intent, m.text, m.client_id, m.at
+             FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                         $9::text[], $10::timestamptz[])
+                      WITH ORDINALITY AS m(conversation, sender, kind, intent, text,
+                                           client_id, at, n)
+             WHERE m.conversation IN (SELECT id FROM updated)
              ORDER BY m.n
              RETURNING seq
          ), counted AS (
              INSERT INTO unmatched (shop, text, count, first_seen, last_seen)
-             SELECT $9, $10, 1, $3, $3 FROM updated WHERE $10::text IS NOT NULL
-             ON CONFLICT (shop, text)
-             DO UPDATE SET count = unmatched.count + 1, last_seen = EXCLUDED.last_seen
+             SELECT u.shop, u.text, count(*), min(u.at), max(u.at)
+             FROM UNNEST($11::text[], $12::text[], $13::text[], $14::timestamptz[])
+                      AS u(conversation, shop, text, at)
+             WHERE u.conversation IN (SELECT id FROM updated)
+             GROUP BY u.shop, u.text
+             ON CONFLICT (shop, text) DO UPDATE
+             SET count = unmatched.count + EXCLUDED.count,
+                 last_seen = GREATEST(unmatched.last_seen, EXCLUDED.last_seen)
          )
-         SELECT count(*) FROM updated",
+         SELECT id FROM updated",
         &[
-            &exchange.conversation,
-            &state,
-            &exchange.at,
+            &ids,
+            &states,
+            &ats,
+            &m_conversations,
             &senders,
             &kinds,
             &intents,
             &texts,
             &client_ids,
-            &exchange.shop,
-            &exchange.unmatched,
+            &m_ats,
+            &u_conversations,
+            &u_shops,
+            &u_texts,
+            &u_ats,
         ],
     )
     .await?;
-    Ok(column::<i64>(&row, 0)? == 1)
+    rows.iter().map(|row| column(row, 0)).collect()
 }
 
+/// The error of an exchange whose conversation does not exist.
+pub fn missing(exchange: &Exchange) -> StoreError {
+    StoreError::Corrupt(format!("no conversation {}", exchange.conversation))
+}
+
+/// Writes an exchange that creates a handoff, carries webhook events or goes to the agents,
+/// in a transaction of its own with its notice. (The others are batched: `batch.rs`.)
 pub async fn record(
     client: &mut deadpool_postgres::Client,
     node: &str,
     exchange: &Exchange,
 ) -> Result<(), StoreError> {
-    let state = serde_json::to_string(&exchange.state)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode state: {e}")))?;
-    let missing = || StoreError::Corrupt(format!("no conversation {}", exchange.conversation));
-    let simple = exchange.handoff.is_none() && exchange.events.is_empty() && !exchange.to_agents;
-    if simple {
-        return match write_messages(&*client, exchange, &state).await? {
-            true => Ok(()),
-            false => Err(missing()),
-        };
-    }
     let tx = client.transaction().await.map_err(unavailable)?;
-    if !write_messages(&tx, exchange, &state).await? {
-        return Err(missing());
+    if write_exchanges(&tx, &[exchange]).await?.is_empty() {
+        return Err(missing(exchange));
     }
     if let Some(handoff) = &exchange.handoff {
         super::execute(

@@ -6,6 +6,7 @@
 //! connections into one WAL flush. Writes that the other nodes must hear of announce their
 //! [`Change`](crate::store::Change) in their own transaction (see `notices.rs`).
 
+mod batch;
 mod conversations;
 mod handoffs;
 mod notices;
@@ -47,6 +48,8 @@ pub struct PgStore {
     node: String,
     /// Cancelled by `close`: stops listening for notices.
     closing: tokio_util::sync::CancellationToken,
+    /// Group commit for the common exchange.
+    batcher: batch::Batcher,
 }
 
 impl PgStore {
@@ -56,6 +59,11 @@ impl PgStore {
             .map_err(|e| StoreError::Unavailable(format!("bad database URL: {e}")))?;
         config.application_name("autoresponder");
         config.connect_timeout(options.acquire_timeout);
+        // Every statement is prepared once per connection and is simple OLTP. Left to itself,
+        // PostgreSQL plans statements with array parameters afresh at every execution (a
+        // custom plan, which knows the arrays' lengths, always looks cheaper than the generic
+        // one), and that planning cost more CPU than the statement itself.
+        config.options("-c plan_cache_mode=force_generic_plan");
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -74,10 +82,11 @@ impl PgStore {
         schema::migrate(&mut client).await?;
         drop(client);
         Ok(PgStore {
-            pool,
             config,
             node: uuid::Uuid::new_v4().to_string(),
             closing: tokio_util::sync::CancellationToken::new(),
+            batcher: batch::Batcher::start(pool.clone()),
+            pool,
         })
     }
 
@@ -168,6 +177,11 @@ impl Store for PgStore {
     }
 
     async fn record(&self, exchange: Exchange) -> Result<(), StoreError> {
+        // What the other nodes need not hear of is batched; the rest carries its notice.
+        let plain = exchange.handoff.is_none() && exchange.events.is_empty() && !exchange.to_agents;
+        if plain {
+            return self.batcher.record(exchange).await;
+        }
         conversations::record(&mut self.client().await?, &self.node, &exchange).await
     }
 

@@ -63,7 +63,8 @@ impl PgStore {
         // PostgreSQL plans statements with array parameters afresh at every execution (a
         // custom plan, which knows the arrays' lengths, always looks cheaper than the generic
         // one), and that planning cost more CPU than the statement itself.
-        config.options("-c plan_cache_mode=force_generic_plan");
+        let session = session_options(config.get_options());
+        config.options(&session);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -97,6 +98,15 @@ impl PgStore {
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
         self.pool.get().await.map_err(unavailable)
+    }
+}
+
+/// The URL's own session options, if any, with generic plans added.
+fn session_options(given: Option<&str>) -> String {
+    const GENERIC: &str = "-c plan_cache_mode=force_generic_plan";
+    match given {
+        Some(given) if !given.trim().is_empty() => format!("{given} {GENERIC}"),
+        _ => GENERIC.to_string(),
     }
 }
 
@@ -328,5 +338,22 @@ impl Store for PgStore {
         // refuses later calls (those in flight keep their connections until they finish).
         self.closing.cancel();
         self.pool.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::session_options;
+
+    #[test]
+    fn generic_plans_are_added_to_the_urls_own_session_options() {
+        assert_eq!(
+            session_options(None),
+            "-c plan_cache_mode=force_generic_plan"
+        );
+        assert_eq!(
+            session_options(Some("-c search_path=shop")),
+            "-c search_path=shop -c plan_cache_mode=force_generic_plan"
+        );
     }
 }

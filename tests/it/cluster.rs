@@ -10,20 +10,15 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::agents::handoff_for;
-use crate::crash::start_service;
-use crate::helpers::{Client, PATIENCE, repo_path};
+use crate::crash::{shipped_shop, start_service};
+use crate::helpers::{Client, PATIENCE};
 use crate::pg::PgDatabase;
 
 /// The shipped shop with agents mei and lan (token `token-<id>`), a one-second grace period
 /// and a webhook; nodes that hear each other ten times a second and give up on a silent one
 /// after a second.
 fn setup(dir: &Path, hook: &str) {
-    let shop = dir.join("intents/default");
-    std::fs::create_dir_all(&shop).unwrap();
-    for file in std::fs::read_dir(repo_path("intents/default")).unwrap() {
-        let file = file.unwrap().path();
-        std::fs::copy(&file, shop.join(file.file_name().unwrap())).unwrap();
-    }
+    let shop = shipped_shop(dir);
     let mut agents = format!(
         "grace_seconds = 1\nescalate_after_seconds = 600\n[[webhook]]\nurl = \"{hook}\"\n\
          secret = \"k\"\nevents = [\"handoff.created\", \"handoff.claimed\"]\n"

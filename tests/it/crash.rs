@@ -19,13 +19,7 @@ const AGENTS: [&str; 5] = ["a1", "a2", "a3", "a4", "a5"];
 /// The shipped shop with five agents, and a webhook to a receiver that is never up (so every
 /// event stays in the outbox, where the test can count it).
 fn intents(dir: &Path) -> std::path::PathBuf {
-    let intents = dir.join("intents");
-    let shop = intents.join("default");
-    std::fs::create_dir_all(&shop).unwrap();
-    for file in std::fs::read_dir(repo_path("intents/default")).unwrap() {
-        let file = file.unwrap().path();
-        std::fs::copy(&file, shop.join(file.file_name().unwrap())).unwrap();
-    }
+    let shop = shipped_shop(dir);
     let dead_port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
@@ -43,6 +37,7 @@ fn intents(dir: &Path) -> std::path::PathBuf {
         ));
     }
     std::fs::write(shop.join("agents.toml"), agents).unwrap();
+    let intents = dir.join("intents");
     // Agents here are programs claiming as fast as they can, and every buyer comes from
     // 127.0.0.1; real consoles and crowds stay limited.
     std::fs::write(
@@ -52,6 +47,18 @@ fn intents(dir: &Path) -> std::path::PathBuf {
     )
     .unwrap();
     intents
+}
+
+/// Copies the shipped `default` shop to `dir/intents/default` (agents and config are each
+/// test's own); returns the shop's folder.
+pub fn shipped_shop(dir: &Path) -> std::path::PathBuf {
+    let shop = dir.join("intents/default");
+    std::fs::create_dir_all(&shop).unwrap();
+    for file in std::fs::read_dir(repo_path("intents/default")).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, shop.join(file.file_name().unwrap())).unwrap();
+    }
+    shop
 }
 
 /// Starts the real binary on a free port with `dir/intents`, `dir/config.toml` and `database`

@@ -26,7 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::agents::agent_name;
-use super::queue::AgentLive;
+use super::queue::{AgentLive, case_key};
 use super::{BuyerPush, Desk, Presence, frames};
 use crate::config::ClusterSettings;
 use crate::shop::Catalog;
@@ -224,56 +224,41 @@ impl Desk {
         for here in state.agents {
             by_shop.entry(here.shop.clone()).or_default().push(here);
         }
-        let mut shops: Vec<String> = self.shops.iter().map(|e| e.key().clone()).collect();
-        shops.extend(by_shop.keys().cloned());
-        shops.sort();
-        shops.dedup();
-        for shop_id in shops {
+        for shop_id in self.shop_ids_and(by_shop.keys()) {
             let Some(shop) = catalog.get(&shop_id) else {
                 continue;
             };
             let here = by_shop.remove(&shop_id).unwrap_or_default();
-            self.update_elsewhere(
-                shop,
-                node,
-                |agent| {
-                    here.iter().find(|h| h.agent == agent).map(|h| {
-                        let status = Presence::parse(&h.status).unwrap_or(Presence::Online);
-                        (h.consoles, status, h.status_version)
-                    })
-                },
-                here.iter().map(|h| h.agent.clone()).collect(),
-            );
+            self.update_elsewhere(shop, node, &here);
         }
     }
 
-    /// Sets what is known of `node`'s consoles for each agent of `shop` (`on_node` gives the
-    /// node's consoles, status and status version of an agent, `None` for none), and tells
-    /// this node's consoles of every agent whose shown status changed.
+    /// Sets what is known of `node`'s consoles for each agent of `shop` (`here`: the agents
+    /// with consoles open there; any other has none), and tells this node's consoles of
+    /// every agent whose shown status changed.
     fn update_elsewhere(
         self: &Arc<Self>,
         shop: &Arc<crate::shop::Shop>,
         node: &str,
-        on_node: impl Fn(&str) -> Option<(usize, Presence, u64)>,
-        listed: Vec<String>,
+        here: &[AgentHere],
     ) {
         let desk = self.shop_desk(&shop.id);
         let mut queue = Self::lock(&desk);
-        for agent in listed {
+        for listed in here {
             queue
                 .agents
-                .entry(agent.clone())
-                .or_insert_with(|| AgentLive::new(agent_name(shop, &agent)));
+                .entry(listed.agent.clone())
+                .or_insert_with(|| AgentLive::new(agent_name(shop, &listed.agent)));
         }
         let mut changed = Vec::new();
         for (id, live) in queue.agents.iter_mut() {
             let before = live.shown_status();
-            match on_node(id) {
-                Some((consoles, status, version)) => {
-                    live.elsewhere.insert(node.to_string(), consoles);
-                    if version > live.status_version {
-                        live.status = status;
-                        live.status_version = version;
+            match here.iter().find(|h| h.agent == *id) {
+                Some(listed) => {
+                    live.elsewhere.insert(node.to_string(), listed.consoles);
+                    if listed.status_version > live.status_version {
+                        live.status = Presence::parse(&listed.status).unwrap_or(Presence::Online);
+                        live.status_version = listed.status_version;
                     }
                 }
                 None => {
@@ -298,12 +283,7 @@ impl Desk {
             super::broadcast(&queue, &frame);
         }
         self.refresh(&shop.id, &desk, &queue);
-        for agent in queue.absent_holders() {
-            let waiting = queue.agents.get(&agent).is_some_and(|a| a.grace.is_some());
-            if !waiting {
-                self.start_grace(shop, &mut queue, &agent);
-            }
-        }
+        self.start_absent_graces(shop, &mut queue);
         self.tell_positions(shop, &desk, &mut queue);
     }
 
@@ -326,7 +306,7 @@ impl Desk {
             let shops: Vec<String> = self.shops.iter().map(|e| e.key().clone()).collect();
             for shop_id in shops {
                 if let Some(shop) = catalog.get(&shop_id) {
-                    self.update_elsewhere(shop, &node, |_| None, Vec::new());
+                    self.update_elsewhere(shop, &node, &[]);
                 }
             }
         }
@@ -345,11 +325,9 @@ impl Desk {
         };
         let stored: BTreeSet<String> = open
             .iter()
-            .map(|h| match (&h.status, &h.claimed_by) {
-                (crate::store::HandoffStatus::Claimed, Some(agent)) => {
-                    format!("{} claimed {agent}", h.id)
-                }
-                _ => format!("{} queued -", h.id),
+            .map(|h| {
+                let claimed = h.status == crate::store::HandoffStatus::Claimed;
+                case_key(&h.id, h.claimed_by.as_deref().filter(|_| claimed))
             })
             .collect();
         let mut seen = BTreeSet::new();
@@ -365,7 +343,7 @@ impl Desk {
                 "the live queue differs from the store"
             );
             *suspect = None;
-            self.rebuild(catalog).await;
+            self.rebuild_from(catalog, open);
         } else {
             *suspect = Some(differs);
         }
@@ -376,13 +354,15 @@ impl Desk {
     /// have its buyers' connections re-read what they should have.
     async fn rebuild(self: &Arc<Self>, catalog: &Catalog) {
         tracing::warn!("rebuilding the live queue from the store after missed notices");
-        let open = match self.store.open_handoffs(None).await {
-            Ok(open) => open,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot rebuild the live queue");
-                return;
-            }
-        };
+        match self.store.open_handoffs(None).await {
+            Ok(open) => self.rebuild_from(catalog, open),
+            Err(e) => tracing::error!(error = %e, "cannot rebuild the live queue"),
+        }
+    }
+
+    /// Makes the view the store's `open` cases, and has this node's consoles and buyers'
+    /// connections catch up.
+    fn rebuild_from(self: &Arc<Self>, catalog: &Catalog, open: Vec<crate::store::Handoff>) {
         self.replace_cases(catalog, open);
         for entry in self.shops.iter() {
             let queue = Self::lock(entry.value());

@@ -174,11 +174,7 @@ impl Desk {
                 .or_default()
                 .push(handoff);
         }
-        let mut shops: Vec<String> = self.shops.iter().map(|e| e.key().clone()).collect();
-        shops.extend(by_shop.keys().cloned());
-        shops.sort();
-        shops.dedup();
-        for shop_id in shops {
+        for shop_id in self.shop_ids_and(by_shop.keys()) {
             let desk = self.shop_desk(&shop_id);
             let mut queue = Self::lock(&desk);
             queue.replace_cases(by_shop.remove(&shop_id).unwrap_or_default());
@@ -186,13 +182,28 @@ impl Desk {
             let Some(shop) = catalog.get(&shop_id) else {
                 continue;
             };
-            for agent in queue.absent_holders() {
-                let waiting = queue.agents.get(&agent).is_some_and(|a| a.grace.is_some());
-                if !waiting {
-                    self.start_grace(shop, &mut queue, &agent);
-                }
-            }
+            self.start_absent_graces(shop, &mut queue);
             self.tell_positions(shop, &desk, &mut queue);
+        }
+    }
+
+    /// The shops this desk has a view of, and `others`, each once.
+    fn shop_ids_and<'a>(&self, others: impl Iterator<Item = &'a String>) -> Vec<String> {
+        let mut shops: Vec<String> = self.shops.iter().map(|e| e.key().clone()).collect();
+        shops.extend(others.cloned());
+        shops.sort();
+        shops.dedup();
+        shops
+    }
+
+    /// Starts the grace period of each agent who holds cases, is connected nowhere, and has
+    /// none running yet.
+    fn start_absent_graces(self: &Arc<Self>, shop: &Arc<Shop>, queue: &mut ShopQueue) {
+        for agent in queue.absent_holders() {
+            let waiting = queue.agents.get(&agent).is_some_and(|a| a.grace.is_some());
+            if !waiting {
+                self.start_grace(shop, queue, &agent);
+            }
         }
     }
 
@@ -249,12 +260,7 @@ impl Desk {
         let desk = self.shop_desk(&shop.id);
         let mut queue = Self::lock(&desk);
         if queue.standing(&case.id).is_none() {
-            match case.claimed_by.clone() {
-                Some(agent) if case.status == crate::store::HandoffStatus::Claimed => {
-                    queue.hold(case, agent)
-                }
-                _ => queue.enqueue(case),
-            }
+            queue.insert(case);
             self.refresh(&shop.id, &desk, &queue);
         }
         queue.standing(handoff)

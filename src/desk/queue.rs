@@ -106,6 +106,14 @@ pub struct Case {
     pub claimed_at: Option<DateTime<Utc>>,
 }
 
+/// An open case and who holds it, as one comparable string.
+pub fn case_key(id: &str, holder: Option<&str>) -> String {
+    match holder {
+        Some(agent) => format!("{id} claimed {agent}"),
+        None => format!("{id} queued"),
+    }
+}
+
 type Key = (u8, DateTime<Utc>, String);
 
 fn key(handoff: &Handoff) -> Key {
@@ -193,6 +201,14 @@ impl ShopQueue {
         }
     }
 
+    /// Takes an open case as the store has it: held by its agent when claimed, else queued.
+    pub fn insert(&mut self, handoff: Handoff) {
+        match (handoff.status, handoff.claimed_by.clone()) {
+            (HandoffStatus::Claimed, Some(agent)) => self.hold(handoff, agent),
+            _ => self.enqueue(handoff),
+        }
+    }
+
     /// Replaces every case with the store's open ones, keeping the agents: the view is
     /// rebuilt after notices from other nodes may have been missed.
     pub fn replace_cases(&mut self, open: Vec<Handoff>) {
@@ -201,20 +217,17 @@ impl ShopQueue {
         self.claimed.clear();
         self.by_conversation.clear();
         for handoff in open {
-            match (handoff.status, handoff.claimed_by.clone()) {
-                (HandoffStatus::Claimed, Some(agent)) => self.hold(handoff, agent),
-                _ => self.enqueue(handoff),
-            }
+            self.insert(handoff);
         }
     }
 
-    /// Every open case as `id status holder`, to compare the view with the store.
+    /// Every open case as a key (`case_key`), to compare the view with the store.
     pub fn case_keys(&self) -> impl Iterator<Item = String> + '_ {
-        let queued = self.queued.keys().map(|id| format!("{id} queued -"));
+        let queued = self.queued.keys().map(|id| case_key(id, None));
         let claimed = self
             .claimed
             .iter()
-            .map(|(id, (_, agent))| format!("{id} claimed {agent}"));
+            .map(|(id, (_, agent))| case_key(id, Some(agent)));
         queued.chain(claimed)
     }
 

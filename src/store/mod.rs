@@ -410,6 +410,42 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
+/// A conversation's state as stored.
+fn encode_state(state: &ConversationState) -> Result<String, StoreError> {
+    serde_json::to_string(state)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode state: {e}")))
+}
+
+/// A conversation's stored state, or `Corrupt` naming the conversation.
+fn decode_state(conversation: &str, json: &str) -> Result<ConversationState, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|e| StoreError::Corrupt(format!("conversation {conversation}: state: {e}")))
+}
+
+/// Forgets the state's open handoff unless the handoffs table (`status`, of the handoff the
+/// state names) still has it queued or claimed: one resolved while the buyer's state was
+/// being written is over.
+fn forget_closed_handoff(state: &mut ConversationState, status: Option<&str>) {
+    if !matches!(status, Some("queued" | "claimed")) {
+        state.open_handoff = None;
+    }
+}
+
+/// The stored state of a conversation after its handoff `handoff` is resolved, encoded,
+/// when it named that handoff (the bot has the buyer back); `None` when it is unchanged.
+fn state_after_resolve(
+    conversation: &str,
+    json: &str,
+    handoff: &str,
+) -> Result<Option<String>, StoreError> {
+    let mut state = decode_state(conversation, json)?;
+    if state.open_handoff.as_deref() != Some(handoff) {
+        return Ok(None);
+    }
+    state.open_handoff = None;
+    encode_state(&state).map(Some)
+}
+
 /// A stored handoff's priority and status, or `Corrupt` naming the handoff.
 fn handoff_labels(
     id: &str,

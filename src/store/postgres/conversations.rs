@@ -11,7 +11,8 @@ use crate::conversation::ConversationState;
 use crate::store::stats::StatsWalk;
 use crate::store::{
     AgentMessage, Change, Conversation, Exchange, Handoff, HandoffStatus, PendingMessage, Sender,
-    ShopStats, StoreError, TranscriptLine, Unmatched,
+    ShopStats, StoreError, TranscriptLine, Unmatched, decode_state, encode_state,
+    forget_closed_handoff,
 };
 
 pub async fn open(
@@ -34,12 +35,9 @@ pub async fn open(
         Some(row) => {
             let (id, state, status): (String, String, Option<String>) =
                 (column(&row, 0)?, column(&row, 1)?, column(&row, 2)?);
-            let mut state: ConversationState = serde_json::from_str(&state)
-                .map_err(|e| StoreError::Corrupt(format!("conversation {id}: {e}")))?;
-            if state.open_handoff.is_some()
-                && !matches!(status.as_deref(), Some("queued" | "claimed"))
-            {
-                state.open_handoff = None;
+            let mut state = decode_state(&id, &state)?;
+            if state.open_handoff.is_some() {
+                forget_closed_handoff(&mut state, status.as_deref());
             }
             (id, state)
         }
@@ -91,10 +89,7 @@ pub async fn write_exchanges(
     for exchange in exchanges {
         let conversation = exchange.conversation.as_str();
         ids.push(conversation);
-        states.push(
-            serde_json::to_string(&exchange.state)
-                .map_err(|e| StoreError::Corrupt(format!("cannot encode state: {e}")))?,
-        );
+        states.push(encode_state(&exchange.state)?);
         ats.push(exchange.at);
         let buyer = exchange
             .buyer_message

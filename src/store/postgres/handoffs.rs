@@ -7,10 +7,9 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::{column, execute, query, query_opt, unavailable};
-use crate::conversation::ConversationState;
 use crate::store::{
     BuyerProfile, Change, ClaimOutcome, Handoff, HandoffStatus, Note, OutboxEvent, ResolveOutcome,
-    StoreError,
+    StoreError, state_after_resolve,
 };
 
 const COLUMNS: &str = "id, shop, conversation, buyer, intent, priority, status, created_at, \
@@ -132,14 +131,9 @@ pub async fn resolve(
         &[&resolved.conversation],
     )
     .await?;
-    if let Some(state) = state {
-        let state: String = column(&state, 0)?;
-        let mut state: ConversationState = serde_json::from_str(&state)
-            .map_err(|e| StoreError::Corrupt(format!("conversation state: {e}")))?;
-        if state.open_handoff.as_deref() == Some(id) {
-            state.open_handoff = None;
-            let state = serde_json::to_string(&state)
-                .map_err(|e| StoreError::Corrupt(format!("cannot encode state: {e}")))?;
+    if let Some(row) = state {
+        let state: String = column(&row, 0)?;
+        if let Some(state) = state_after_resolve(&resolved.conversation, &state, id)? {
             execute(
                 &tx,
                 "UPDATE conversations SET state = $2 WHERE id = $1",

@@ -8,7 +8,7 @@ use super::unavailable;
 use crate::conversation::ConversationState;
 use crate::store::{
     AgentMessage, Conversation, Exchange, PendingMessage, Sender, StoreError, TranscriptLine,
-    Unmatched, format_time, parse_time,
+    Unmatched, decode_state, encode_state, forget_closed_handoff, format_time, parse_time,
 };
 
 pub fn open(
@@ -27,12 +27,9 @@ pub fn open(
         .map_err(unavailable)?;
     let (id, state) = match existing {
         Some((id, state)) => {
-            let mut state: ConversationState = serde_json::from_str(&state)
-                .map_err(|e| StoreError::Corrupt(format!("conversation {id}: {e}")))?;
-            // A handoff resolved while the buyer's state was being written is over: the
-            // handoffs table is the truth about it.
+            let mut state = decode_state(&id, &state)?;
             if let Some(handoff) = &state.open_handoff {
-                let open: Option<String> = c
+                let status: Option<String> = c
                     .query_row(
                         "SELECT status FROM handoffs WHERE id = ?1",
                         params![handoff],
@@ -40,9 +37,7 @@ pub fn open(
                     )
                     .optional()
                     .map_err(unavailable)?;
-                if !matches!(open.as_deref(), Some("queued" | "claimed")) {
-                    state.open_handoff = None;
-                }
+                forget_closed_handoff(&mut state, status.as_deref());
             }
             (id, state)
         }
@@ -68,8 +63,7 @@ pub fn open(
 
 pub fn record(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
     let at = format_time(exchange.at);
-    let state = serde_json::to_string(&exchange.state)
-        .map_err(|e| StoreError::Corrupt(format!("cannot encode state: {e}")))?;
+    let state = encode_state(&exchange.state)?;
     let updated = c
         .execute(
             "UPDATE conversations SET state = ?2, updated_at = ?3 WHERE id = ?1",

@@ -6,10 +6,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::unavailable;
-use crate::conversation::ConversationState;
 use crate::store::{
     BuyerProfile, ClaimOutcome, Handoff, HandoffStatus, Note, OutboxEvent, ResolveOutcome,
-    StoreError, format_time, parse_time,
+    StoreError, format_time, parse_time, state_after_resolve,
 };
 
 const COLUMNS: &str = "id, shop, conversation, buyer, intent, priority, status, created_at, \
@@ -166,19 +165,14 @@ pub fn resolve(
         )
         .optional()
         .map_err(unavailable)?;
-    if let Some(state) = state {
-        let mut state: ConversationState = serde_json::from_str(&state)
-            .map_err(|e| StoreError::Corrupt(format!("conversation state: {e}")))?;
-        if state.open_handoff.as_deref() == Some(id) {
-            state.open_handoff = None;
-            let state = serde_json::to_string(&state)
-                .map_err(|e| StoreError::Corrupt(format!("cannot encode state: {e}")))?;
-            c.execute(
-                "UPDATE conversations SET state = ?2 WHERE id = ?1",
-                params![current.conversation, state],
-            )
-            .map_err(unavailable)?;
-        }
+    if let Some(state) = state
+        && let Some(state) = state_after_resolve(&current.conversation, &state, id)?
+    {
+        c.execute(
+            "UPDATE conversations SET state = ?2 WHERE id = ?1",
+            params![current.conversation, state],
+        )
+        .map_err(unavailable)?;
     }
     super::outbox::enqueue(c, events, now)?;
     let resolved =

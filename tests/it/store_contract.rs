@@ -756,3 +756,43 @@ async fn postgres_leases_each_due_event_to_one_node_until_its_lease_ends() {
     assert_eq!(retaken.len(), 1);
     assert_eq!(retaken[0].id, "e1");
 }
+
+/// SQLite copies its log into the database file on a thread of its own, long before the
+/// writer's own checkpoint (at 4,000 pages of log) would: the messages waiting for a commit
+/// never wait for a checkpoint's `fsync`s.
+#[tokio::test]
+async fn sqlite_checkpoints_the_log_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let store = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
+    let file_pages = || std::fs::metadata(&path).map_or(0, |m| m.len() / 4096);
+    let before = file_pages();
+    // Each commit writes a few pages of log: a few hundred in all, far below the writer's own
+    // checkpoint.
+    for buyer in 0..100 {
+        let conversation = store
+            .open_conversation("default", &format!("b{buyer}"), at(NOW))
+            .await
+            .unwrap();
+        store
+            .record(exchange(&conversation, "包邮吗", at(NOW)))
+            .await
+            .unwrap();
+    }
+    let copied = async {
+        while file_pages() < before + 20 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, copied)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the database file has {} pages, {before} before the writes",
+                file_pages()
+            )
+        });
+    let wal = std::fs::metadata(path.with_extension("db-wal")).unwrap().len() / 4096;
+    assert!(wal < 4000, "the log has {wal} pages");
+    store.close().await;
+}

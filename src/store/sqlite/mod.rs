@@ -6,7 +6,9 @@
 //! answers them all. Under load a commit carries hundreds of messages; when idle a lone
 //! message is committed at once. `synchronous=NORMAL` in WAL mode makes every commit survive a
 //! crash of the process (`kill -9`); only a power loss may lose the last commits. A full queue
-//! makes callers wait (backpressure) rather than grow memory.
+//! makes callers wait (backpressure) rather than grow memory. Copying the log into the
+//! database file (checkpoints) happens on another thread, `checkpoint`, so that no commit
+//! waits for its `fsync`s.
 //!
 //! Each write is a closure run on the writer thread inside a savepoint of its own (all or
 //! nothing within the shared transaction), answered only once the batch has committed. Reads
@@ -14,6 +16,7 @@
 //! blocking thread pool, and see everything committed before they start (WAL lets readers
 //! and the writer work at once).
 
+mod checkpoint;
 mod conversations;
 mod handoffs;
 mod outbox;
@@ -82,10 +85,11 @@ impl SqliteStore {
         let mut connection = Connection::open(path).map_err(unavailable)?;
         configure(&connection, busy_timeout).map_err(unavailable)?;
         schema::migrate(&mut connection).map_err(unavailable)?;
+        let checkpoints = checkpoint::start(path, &connection, busy_timeout);
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(connection, queue))
+            .spawn(move || write_loop(connection, queue, checkpoints))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
         Ok(SqliteStore {
             commands,
@@ -356,7 +360,11 @@ fn configure(connection: &Connection, busy_timeout: Duration) -> rusqlite::Resul
     Ok(())
 }
 
-fn write_loop(mut connection: Connection, mut queue: mpsc::Receiver<Command>) {
+fn write_loop(
+    mut connection: Connection,
+    mut queue: mpsc::Receiver<Command>,
+    checkpoints: checkpoint::Nudge,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     while let Some(first) = queue.blocking_recv() {
@@ -374,6 +382,7 @@ fn write_loop(mut connection: Connection, mut queue: mpsc::Receiver<Command>) {
             }
         }
         run_batch(&mut connection, &mut batch);
+        checkpoints.committed();
         if stopping {
             return;
         }

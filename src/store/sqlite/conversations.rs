@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::unavailable;
+use super::{execute, query_row, unavailable};
 use crate::conversation::ConversationState;
 use crate::store::{
     AgentMessage, Conversation, Exchange, PendingMessage, Sender, StoreError, TranscriptLine,
@@ -17,26 +17,26 @@ pub fn open(
     buyer: &str,
     now: DateTime<Utc>,
 ) -> Result<Conversation, StoreError> {
-    let existing = c
-        .query_row(
-            "SELECT id, state FROM conversations WHERE shop = ?1 AND buyer = ?2",
-            params![shop, buyer],
-            |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
-        )
-        .optional()
-        .map_err(unavailable)?;
+    let existing = query_row(
+        c,
+        "SELECT id, state FROM conversations WHERE shop = ?1 AND buyer = ?2",
+        params![shop, buyer],
+        |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+    )
+    .optional()
+    .map_err(unavailable)?;
     let (id, state) = match existing {
         Some((id, state)) => {
             let mut state = decode_state(&id, &state)?;
             if let Some(handoff) = &state.open_handoff {
-                let status: Option<String> = c
-                    .query_row(
-                        "SELECT status FROM handoffs WHERE id = ?1",
-                        params![handoff],
-                        |row| row.get(0),
-                    )
-                    .optional()
-                    .map_err(unavailable)?;
+                let status: Option<String> = query_row(
+                    c,
+                    "SELECT status FROM handoffs WHERE id = ?1",
+                    params![handoff],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
                 forget_closed_handoff(&mut state, status.as_deref());
             }
             (id, state)
@@ -44,7 +44,8 @@ pub fn open(
         None => {
             let id = uuid::Uuid::now_v7().to_string();
             let at = format_time(now);
-            c.execute(
+            execute(
+                c,
                 "INSERT INTO conversations (id, shop, buyer, state, created_at, updated_at)
                  VALUES (?1, ?2, ?3, '{}', ?4, ?4)",
                 params![id, shop, buyer, at],
@@ -64,12 +65,12 @@ pub fn open(
 pub fn record(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
     let at = format_time(exchange.at);
     let state = encode_state(&exchange.state)?;
-    let updated = c
-        .execute(
-            "UPDATE conversations SET state = ?2, updated_at = ?3 WHERE id = ?1",
-            params![exchange.conversation, state, at],
-        )
-        .map_err(unavailable)?;
+    let updated = execute(
+        c,
+        "UPDATE conversations SET state = ?2, updated_at = ?3 WHERE id = ?1",
+        params![exchange.conversation, state, at],
+    )
+    .map_err(unavailable)?;
     if updated == 0 {
         return Err(StoreError::Corrupt(format!(
             "no conversation {}",
@@ -118,7 +119,8 @@ pub fn record(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
         .map_err(unavailable)?;
     }
     if let Some(handoff) = &exchange.handoff {
-        c.execute(
+        execute(
+            c,
             "INSERT INTO handoffs (id, shop, conversation, buyer, intent, priority, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -160,7 +162,8 @@ pub fn agent_message(c: &Connection, message: &AgentMessage) -> Result<i64, Stor
             message.conversation
         )));
     }
-    c.execute(
+    execute(
+        c,
         "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
         params![message.conversation, at],
     )

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::unavailable;
+use super::{execute, query_row, unavailable};
 use crate::store::{
     BuyerProfile, ClaimOutcome, Handoff, HandoffStatus, Note, OutboxEvent, ResolveOutcome,
     StoreError, format_time, parse_time, state_after_resolve,
@@ -79,8 +79,7 @@ fn query(
 
 fn get(c: &Connection, id: &str) -> Result<Option<Handoff>, StoreError> {
     let sql = format!("SELECT {COLUMNS} FROM handoffs WHERE id = ?1");
-    let raw = c
-        .query_row(&sql, params![id], raw)
+    let raw = query_row(c, &sql, params![id], raw)
         .optional()
         .map_err(unavailable)?;
     raw.map(handoff).transpose()
@@ -111,13 +110,13 @@ pub fn claim(
     now: DateTime<Utc>,
     events: &[OutboxEvent],
 ) -> Result<ClaimOutcome, StoreError> {
-    let claimed = c
-        .execute(
-            "UPDATE handoffs SET status = 'claimed', claimed_by = ?2, claimed_at = ?3
+    let claimed = execute(
+        c,
+        "UPDATE handoffs SET status = 'claimed', claimed_by = ?2, claimed_at = ?3
              WHERE id = ?1 AND status = 'queued'",
-            params![id, agent, format_time(now)],
-        )
-        .map_err(unavailable)?;
+        params![id, agent, format_time(now)],
+    )
+    .map_err(unavailable)?;
     let current = get(c, id)?;
     match current {
         None => Ok(ClaimOutcome::NotFound),
@@ -149,7 +148,8 @@ pub fn resolve(
             by: current.claimed_by,
         });
     }
-    c.execute(
+    execute(
+        c,
         "UPDATE handoffs SET status = 'resolved', resolved_at = ?2,
                              claimed_by = COALESCE(claimed_by, ?3)
          WHERE id = ?1",
@@ -157,18 +157,19 @@ pub fn resolve(
     )
     .map_err(unavailable)?;
     // The conversation goes back to the bot.
-    let state: Option<String> = c
-        .query_row(
-            "SELECT state FROM conversations WHERE id = ?1",
-            params![current.conversation],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(unavailable)?;
+    let state: Option<String> = query_row(
+        c,
+        "SELECT state FROM conversations WHERE id = ?1",
+        params![current.conversation],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(unavailable)?;
     if let Some(state) = state
         && let Some(state) = state_after_resolve(&current.conversation, &state, id)?
     {
-        c.execute(
+        execute(
+            c,
             "UPDATE conversations SET state = ?2 WHERE id = ?1",
             params![current.conversation, state],
         )
@@ -186,7 +187,8 @@ pub fn requeue(c: &Connection, shop: &str, agent: &str) -> Result<Vec<Handoff>, 
          WHERE shop = ?1 AND status = 'claimed' AND claimed_by = ?2 ORDER BY created_at, id"
     );
     let held = query(c, &sql, params![shop, agent])?;
-    c.execute(
+    execute(
+        c,
         "UPDATE handoffs SET status = 'queued', claimed_by = NULL, claimed_at = NULL,
                              requeued = 1
          WHERE shop = ?1 AND status = 'claimed' AND claimed_by = ?2",
@@ -210,13 +212,13 @@ pub fn escalate(
     now: DateTime<Utc>,
     events: &[OutboxEvent],
 ) -> Result<bool, StoreError> {
-    let changed = c
-        .execute(
-            "UPDATE handoffs SET escalated_at = ?2
+    let changed = execute(
+        c,
+        "UPDATE handoffs SET escalated_at = ?2
              WHERE id = ?1 AND status = 'queued' AND escalated_at IS NULL",
-            params![id, format_time(now)],
-        )
-        .map_err(unavailable)?;
+        params![id, format_time(now)],
+    )
+    .map_err(unavailable)?;
     if changed == 1 {
         super::outbox::enqueue(c, events, now)?;
     }
@@ -224,7 +226,8 @@ pub fn escalate(
 }
 
 pub fn add_note(c: &Connection, note: &Note) -> Result<(), StoreError> {
-    c.execute(
+    execute(
+        c,
         "INSERT INTO notes (shop, buyer, agent, text, at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
             note.shop,

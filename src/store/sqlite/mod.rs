@@ -122,12 +122,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.submit(Box::new(move |tx: &mut Transaction| {
-            let result = (|| {
-                let savepoint = tx.savepoint().map_err(unavailable)?;
-                let value = f(&savepoint)?;
-                savepoint.commit().map_err(unavailable)?;
-                Ok(value)
-            })();
+            let result = in_savepoint(tx, f);
             Box::new(move |committed: Result<(), &rusqlite::Error>| {
                 let committed = committed.map_err(|e| {
                     StoreError::Unavailable(format!("the transaction did not commit: {e}"))
@@ -169,12 +164,29 @@ impl SqliteStore {
     }
 }
 
+/// Runs `f` all or nothing inside the batch's transaction. The same as rusqlite's
+/// `Savepoint`, through cached statements: that one parses its SQL at every use.
+fn in_savepoint<T>(
+    tx: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    execute(tx, "SAVEPOINT job", []).map_err(unavailable)?;
+    let result = f(tx);
+    let ended = match &result {
+        Ok(_) => execute(tx, "RELEASE job", []),
+        Err(_) => execute(tx, "ROLLBACK TO job", []).and_then(|_| execute(tx, "RELEASE job", [])),
+    };
+    ended.map_err(unavailable)?;
+    result
+}
+
 fn open_reader(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
     let connection = Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     connection.busy_timeout(busy_timeout)?;
+    tune(&connection)?;
     Ok(connection)
 }
 
@@ -348,11 +360,44 @@ impl Store for SqliteStore {
     }
 }
 
+/// `Connection::execute` through the connection's statement cache: every statement of the
+/// store runs again and again, so each is parsed and planned once per connection.
+fn execute(c: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
+
+/// `Connection::query_row` through the statement cache.
+fn query_row<T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(params, f)
+}
+
 fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// Statements kept prepared per connection: more than the store has, so none is parsed twice.
+const STATEMENT_CACHE: usize = 64;
+
+/// What every connection of the store gets, the writer's and the readers'.
+fn tune(connection: &Connection) -> rusqlite::Result<()> {
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    // Without the planner stability guarantee, SQLite plans a statement again whenever a
+    // value bound to its `LIMIT` or compared with a partial index's condition changes, which
+    // is at almost every execution of the readers' queries.
+    connection.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
+}
+
 fn configure(connection: &Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    tune(connection)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::unavailable;
+use super::{execute, query_row, unavailable};
 use crate::store::{OutboxEvent, OutboxItem, StoreError, format_time, parse_time};
 
 pub fn enqueue(
@@ -67,20 +67,21 @@ pub fn due(
 }
 
 pub fn next_due(c: &Connection) -> Result<Option<DateTime<Utc>>, StoreError> {
-    let next: Option<String> = c
-        .query_row(
-            "SELECT MIN(next_attempt) FROM outbox WHERE delivered_at IS NULL",
-            [],
-            |row| row.get(0),
-        )
-        .optional()
-        .map_err(unavailable)?
-        .flatten();
+    let next: Option<String> = query_row(
+        c,
+        "SELECT MIN(next_attempt) FROM outbox WHERE delivered_at IS NULL",
+        [],
+        |row| row.get(0),
+    )
+    .optional()
+    .map_err(unavailable)?
+    .flatten();
     next.as_deref().map(parse_time).transpose()
 }
 
 pub fn delivered(c: &Connection, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-    c.execute(
+    execute(
+        c,
         "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1",
         params![id, format_time(now)],
     )
@@ -94,7 +95,8 @@ pub fn failed(
     next_attempt: DateTime<Utc>,
     error: &str,
 ) -> Result<(), StoreError> {
-    c.execute(
+    execute(
+        c,
         "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2, last_error = ?3
          WHERE id = ?1",
         params![id, format_time(next_attempt), error],

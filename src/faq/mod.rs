@@ -127,6 +127,14 @@ struct Fields {
     answer_words: Field,
 }
 
+/// Questions whose ranking is remembered.
+const RANKED_QUESTIONS: usize = 4096;
+/// Only short questions are remembered: long messages rarely come twice.
+const RANKED_MAX_BYTES: usize = 256;
+/// How many hits the responder weighs; rankings of this length are remembered, other
+/// callers (the checker, the evaluation) search each time.
+pub const RESPONDER_HITS: usize = 3;
+
 /// A shop's searchable FAQ. It never changes once built (a reload builds a new one), so one
 /// searcher and its columns serve every query.
 #[derive(Clone)]
@@ -137,6 +145,10 @@ pub struct FaqIndex {
     entry_columns: Vec<tantivy::columnar::Column<u64>>,
     fields: Fields,
     rule: FaqRule,
+    /// Recent rankings by question: on a sale night most buyers ask the same few things, in
+    /// the same words. It belongs to this index (a clone shares it), so a reload starts it
+    /// afresh.
+    ranked: Arc<quick_cache::sync::Cache<String, Vec<FaqHit>>>,
 }
 
 impl std::fmt::Debug for FaqIndex {
@@ -236,6 +248,7 @@ impl FaqIndex {
             entry_columns,
             fields,
             rule,
+            ranked: Arc::new(quick_cache::sync::Cache::new(RANKED_QUESTIONS)),
         })
     }
 
@@ -249,6 +262,18 @@ impl FaqIndex {
 
     /// The best entries for a normalised question, best first, at most `limit`.
     pub fn rank(&self, normalized: &str, limit: usize) -> Vec<FaqHit> {
+        if limit != RESPONDER_HITS || normalized.len() > RANKED_MAX_BYTES {
+            return self.search(normalized, limit);
+        }
+        if let Some(hits) = self.ranked.get(normalized) {
+            return hits;
+        }
+        let hits = self.search(normalized, limit);
+        self.ranked.insert(normalized.to_string(), hits.clone());
+        hits
+    }
+
+    fn search(&self, normalized: &str, limit: usize) -> Vec<FaqHit> {
         let searcher = &self.searcher;
         let total = searcher.num_docs();
         if total == 0 || normalized.is_empty() {
@@ -425,6 +450,27 @@ mod tests {
             .rank(&normalize(question), 3)
             .first()
             .map(|hit| (index.entries()[hit.entry].id.to_string(), *hit))
+    }
+
+    #[test]
+    fn a_remembered_ranking_is_the_ranking_of_that_question() {
+        let index = index();
+        let questions = [
+            "羊毛衫可以机洗吗",
+            "请问积分能怎么用呀",
+            "能合并成一个包裹发吗",
+        ];
+        let searched: Vec<_> = questions
+            .iter()
+            .map(|q| index.search(&normalize(q), RESPONDER_HITS))
+            .collect();
+        for _ in 0..2 {
+            for (question, searched) in questions.iter().zip(&searched) {
+                assert!(!searched.is_empty(), "{question}");
+                assert_eq!(&index.rank(&normalize(question), RESPONDER_HITS), searched);
+            }
+        }
+        assert_eq!(index.ranked.len(), questions.len());
     }
 
     #[test]

@@ -159,7 +159,7 @@ fn classify(
     let defers = |i: &usize| shop.intents.intent(*i).defer_to_faq;
     let faq_answer = match (&shop.faq, faq_rule) {
         (Some(faq), Some(rule)) if intents.is_empty() || intents.iter().any(defers) => faq
-            .rank(normalized, 3)
+            .rank(normalized, crate::faq::RESPONDER_HITS)
             .into_iter()
             .find(|hit| {
                 now.is_none_or(|now| faq.entries()[hit.entry].answer.validity.contains(now))

@@ -792,7 +792,10 @@ async fn sqlite_checkpoints_the_log_in_the_background() {
                 file_pages()
             )
         });
-    let wal = std::fs::metadata(path.with_extension("db-wal")).unwrap().len() / 4096;
+    let wal = std::fs::metadata(path.with_extension("db-wal"))
+        .unwrap()
+        .len()
+        / 4096;
     assert!(wal < 4000, "the log has {wal} pages");
     store.close().await;
 }

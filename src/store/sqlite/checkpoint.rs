@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-/// Pages of log left to the writer's own checkpoint (SQLite's default).
+/// Pages of log at which the writer checkpoints itself while this thread runs (SQLite's
+/// default is 1,000): by then this thread has copied nearly all of them.
 const WRITER_CHECKPOINT_PAGES: i64 = 4000;
 /// Least time between two passes, so that a busy writer does not cause a sync per commit.
 const MIN_INTERVAL: Duration = Duration::from_millis(25);
@@ -38,11 +39,8 @@ impl Nudge {
 }
 
 /// Starts the checkpointer for the database at `path`, whose writer is `writer`. When the
-/// thread cannot start, the writer's own checkpoint does all the work, as SQLite's default.
+/// thread cannot start, the writer's own checkpoint does all the work, as by SQLite's default.
 pub fn start(path: &Path, writer: &Connection, busy_timeout: Duration) -> Nudge {
-    if let Err(e) = writer.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES) {
-        tracing::warn!(error = %e, "cannot set the writer's checkpoint size");
-    }
     let connection = match Connection::open(path).and_then(|c| {
         c.busy_timeout(busy_timeout)?;
         Ok(c)
@@ -58,7 +56,14 @@ pub fn start(path: &Path, writer: &Connection, busy_timeout: Duration) -> Nudge 
         .name("sqlite-checkpoint".into())
         .spawn(move || run(connection, nudged))
     {
-        Ok(_) => Nudge(Some(nudge)),
+        Ok(_) => {
+            if let Err(e) =
+                writer.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+            {
+                tracing::warn!(error = %e, "cannot set the writer's checkpoint size");
+            }
+            Nudge(Some(nudge))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "no checkpointer: the writer will checkpoint alone");
             Nudge(None)

@@ -260,6 +260,23 @@ impl TestApp {
         http_request(self.address, method, path, headers).await
     }
 
+    /// Waits until the service serves: its rules are loaded, its store is open and, with
+    /// PostgreSQL, it follows the other nodes. Panics with the reason if it stopped instead.
+    pub async fn ready(&mut self) {
+        let server = self.server.as_mut().expect("running");
+        let health = tokio::spawn(http_get(self.address, "/healthz"));
+        tokio::select! {
+            answered = health => match answered {
+                Ok((status, body)) => assert_eq!(status, 200, "{body}"),
+                Err(_) => {
+                    let ended = tokio::time::timeout(PATIENCE, &mut *server).await;
+                    panic!("the service did not start: {ended:?}");
+                }
+            },
+            ended = &mut *server => panic!("the service stopped while starting: {ended:?}"),
+        }
+    }
+
     /// Stops the service the way SIGTERM does and waits until it has finished. Returns the
     /// temporary folder so a test can still read the database afterwards.
     pub async fn shutdown(mut self) -> tempfile::TempDir {

@@ -16,7 +16,10 @@ async fn two_nodes(db: &PgDatabase) -> (TestApp, TestApp) {
             ..Setup::staffed("")
         })
     };
-    (node().await, node().await)
+    let (mut a, mut b) = (node().await, node().await);
+    a.ready().await;
+    b.ready().await;
+    (a, b)
 }
 
 #[tokio::test]

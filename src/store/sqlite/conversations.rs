@@ -110,12 +110,13 @@ pub fn record(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
             .map_err(unavailable)?;
     }
     if let Some(text) = &exchange.unmatched {
-        c.prepare_cached(
+        execute(
+            c,
             "INSERT INTO unmatched (shop, text, count, first_seen, last_seen)
              VALUES (?1, ?2, 1, ?3, ?3)
              ON CONFLICT (shop, text) DO UPDATE SET count = count + 1, last_seen = ?3",
+            params![exchange.shop, text, at],
         )
-        .and_then(|mut s| s.execute(params![exchange.shop, text, at]))
         .map_err(unavailable)?;
     }
     if let Some(handoff) = &exchange.handoff {
@@ -140,22 +141,20 @@ pub fn record(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
 
 pub fn agent_message(c: &Connection, message: &AgentMessage) -> Result<i64, StoreError> {
     let at = format_time(message.at);
-    let inserted = c
-        .prepare_cached(
-            "INSERT INTO messages (conversation, sender, kind, text, at, agent_id, agent_name,
-                                   delivered)
-             SELECT id, 'agent', 'agent', ?2, ?3, ?4, ?5, 0 FROM conversations WHERE id = ?1",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                message.conversation,
-                message.text,
-                at,
-                message.agent_id,
-                message.agent_name
-            ])
-        })
-        .map_err(unavailable)?;
+    let inserted = execute(
+        c,
+        "INSERT INTO messages (conversation, sender, kind, text, at, agent_id, agent_name,
+                               delivered)
+         SELECT id, 'agent', 'agent', ?2, ?3, ?4, ?5, 0 FROM conversations WHERE id = ?1",
+        params![
+            message.conversation,
+            message.text,
+            at,
+            message.agent_id,
+            message.agent_name
+        ],
+    )
+    .map_err(unavailable)?;
     if inserted == 0 {
         return Err(StoreError::Corrupt(format!(
             "no conversation {}",

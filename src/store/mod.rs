@@ -32,7 +32,7 @@ use crate::intents::HandoffPriority;
 
 pub use change::{Change, Feed};
 pub use postgres::{PgOptions, PgStore};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, Tuning as SqliteTuning};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {

@@ -9,7 +9,8 @@ use autoresponder::conversation::ConversationState;
 use autoresponder::intents::HandoffPriority;
 use autoresponder::store::{
     AgentMessage, Change, ClaimOutcome, Conversation, Exchange, Feed, HandoffStatus, NewHandoff,
-    Note, OutboxEvent, OutgoingMessage, ResolveOutcome, SqliteStore, Store, StoreError,
+    Note, OutboxEvent, OutgoingMessage, ResolveOutcome, SqliteStore, SqliteTuning, Store,
+    StoreError,
 };
 use chrono::{DateTime, Utc};
 
@@ -757,9 +758,9 @@ async fn postgres_leases_each_due_event_to_one_node_until_its_lease_ends() {
     assert_eq!(retaken[0].id, "e1");
 }
 
-/// SQLite copies its log into the database file on a thread of its own, long before the
-/// writer's own checkpoint (at 4,000 pages of log) would: the messages waiting for a commit
-/// never wait for a checkpoint's `fsync`s.
+/// SQLite copies its log into the database file on a thread of its own, not on the writer
+/// (whose automatic checkpoint is off): the messages waiting for a commit never wait for a
+/// checkpoint's `fsync`s.
 #[tokio::test]
 async fn sqlite_checkpoints_the_log_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
@@ -767,8 +768,8 @@ async fn sqlite_checkpoints_the_log_in_the_background() {
     let store = SqliteStore::open(&path, Duration::from_secs(1)).unwrap();
     let file_pages = || std::fs::metadata(&path).map_or(0, |m| m.len() / 4096);
     let before = file_pages();
-    // Each commit writes a few pages of log: a few hundred in all, far below the writer's own
-    // checkpoint.
+    // Each commit writes a few pages of log: a few hundred in all, far below the point where
+    // the log is rewound.
     for buyer in 0..100 {
         let conversation = store
             .open_conversation("default", &format!("b{buyer}"), at(NOW))
@@ -797,5 +798,54 @@ async fn sqlite_checkpoints_the_log_in_the_background() {
         .len()
         / 4096;
     assert!(wal < 4000, "the log has {wal} pages");
+    store.close().await;
+}
+
+/// The log is rewound to its start once it is past the store's rewind size, so it does not
+/// grow without end, although the writer's automatic checkpoint is off. Each rewind starts
+/// the log file afresh with the next checkpoint sequence number in its header (bytes 12–15).
+#[tokio::test]
+async fn sqlite_rewinds_its_log_once_it_is_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let tuning = SqliteTuning { rewind_pages: 50 };
+    let store = SqliteStore::open_tuned(&path, Duration::from_secs(1), tuning).unwrap();
+    let wal = path.with_extension("db-wal");
+    let rewinds = || {
+        use std::io::Read;
+        let mut header = [0u8; 16];
+        std::fs::File::open(&wal)
+            .and_then(|mut f| f.read_exact(&mut header))
+            .map_or(0, |()| {
+                u32::from_be_bytes(header[12..16].try_into().unwrap())
+            })
+    };
+    let conversation = store
+        .open_conversation("default", "b", at(NOW))
+        .await
+        .unwrap();
+    let first = rewinds();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    // One commit at a time, each about three pages of log, until it was rewound three times.
+    let mut exchanges = 0;
+    while rewinds() < first + 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after {exchanges} exchanges the log has {} pages and was rewound {} times",
+            std::fs::metadata(&wal).map_or(0, |m| m.len() / 4096),
+            rewinds() - first
+        );
+        store
+            .record(exchange(&conversation, "包邮吗", at(NOW)))
+            .await
+            .unwrap();
+        exchanges += 1;
+    }
+    let written = store
+        .transcript(&conversation.id, 3 * exchanges + 1)
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(written, 3 * exchanges, "every message is stored");
     store.close().await;
 }

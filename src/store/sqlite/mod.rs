@@ -8,7 +8,8 @@
 //! crash of the process (`kill -9`); only a power loss may lose the last commits. A full queue
 //! makes callers wait (backpressure) rather than grow memory. Copying the log into the
 //! database file (checkpoints) happens on another thread, `checkpoint`, so that no commit
-//! waits for its `fsync`s.
+//! waits for its `fsync`s; the writer checkpoints only to rewind the log, rarely, and between
+//! batches, never inside one.
 //!
 //! Each write is a closure run on the writer thread inside a savepoint of its own (all or
 //! nothing within the shared transaction), answered only once the batch has committed. Reads
@@ -22,6 +23,8 @@ mod handoffs;
 mod outbox;
 mod schema;
 mod stats;
+
+pub use checkpoint::Tuning;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,6 +80,15 @@ impl SqliteStore {
     /// write that finds the database locked by someone else waits up to `busy_timeout`, then
     /// fails as `Unavailable`.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_tuned(path, busy_timeout, Tuning::default())
+    }
+
+    /// `open`, with the log kept short as `tuning` says.
+    pub fn open_tuned(
+        path: &Path,
+        busy_timeout: Duration,
+        tuning: Tuning,
+    ) -> Result<SqliteStore, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| {
                 StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
@@ -85,7 +97,7 @@ impl SqliteStore {
         let mut connection = Connection::open(path).map_err(unavailable)?;
         configure(&connection, busy_timeout).map_err(unavailable)?;
         schema::migrate(&mut connection).map_err(unavailable)?;
-        let checkpoints = checkpoint::start(path, &connection, busy_timeout);
+        let checkpoints = checkpoint::start(path, &connection, busy_timeout, tuning);
         let (commands, queue) = mpsc::channel(QUEUE_CAPACITY);
         let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -408,7 +420,7 @@ fn configure(connection: &Connection, busy_timeout: Duration) -> rusqlite::Resul
 fn write_loop(
     mut connection: Connection,
     mut queue: mpsc::Receiver<Command>,
-    checkpoints: checkpoint::Nudge,
+    mut checkpoints: checkpoint::Checkpoints,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
@@ -427,7 +439,9 @@ fn write_loop(
             }
         }
         run_batch(&mut connection, &mut batch);
-        checkpoints.committed();
+        // The rewind first: a pass the nudge starts would find it busy.
+        checkpoints.rewind_if_due(&connection);
+        checkpoints.committed(&connection);
         if stopping {
             return;
         }

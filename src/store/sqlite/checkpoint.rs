@@ -77,12 +77,9 @@ impl Checkpoints {
         if !self.rewind_due.swap(false, Ordering::AcqRel) {
             return;
         }
-        // Columns: busy (another checkpoint was running), pages of log, pages copied.
-        match writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            row.get::<_, i64>(0)
-        }) {
+        match passive_checkpoint(writer) {
             // The checkpointer is in a pass: try again after the next batch.
-            Ok(1) => self.rewind_due.store(true, Ordering::Release),
+            Ok(pass) if pass.busy => self.rewind_due.store(true, Ordering::Release),
             // All copied, so the next write rewinds the log; or a reader still needs its
             // end, and the checkpointer asks again after its next pass.
             Ok(_) => {}
@@ -101,7 +98,7 @@ pub fn start(
 ) -> Checkpoints {
     let alone = || Checkpoints {
         nudge: None,
-        rewind_due: Arc::new(AtomicBool::new(false)),
+        rewind_due: Arc::default(),
     };
     let connection = match Connection::open(path).and_then(|c| {
         c.busy_timeout(busy_timeout)?;
@@ -114,7 +111,7 @@ pub fn start(
         }
     };
     let (nudge, nudged) = sync_channel(1);
-    let rewind_due = Arc::new(AtomicBool::new(false));
+    let rewind_due: Arc<AtomicBool> = Arc::default();
     let asks = rewind_due.clone();
     match std::thread::Builder::new()
         .name("sqlite-checkpoint".into())
@@ -147,11 +144,10 @@ fn restore_autocheckpoint(writer: &Connection) {
 fn run(connection: Connection, nudged: Receiver<()>, rewind_due: &AtomicBool, tuning: Tuning) {
     while nudged.recv().is_ok() {
         let started = Instant::now();
-        // Columns: busy (another checkpoint was running), pages of log, pages copied.
-        match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            row.get::<_, i64>(1)
-        }) {
-            Ok(log) if log >= tuning.rewind_pages => rewind_due.store(true, Ordering::Release),
+        match passive_checkpoint(&connection) {
+            Ok(pass) if pass.log_pages >= tuning.rewind_pages => {
+                rewind_due.store(true, Ordering::Release)
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "a background checkpoint failed"),
         }
@@ -159,4 +155,22 @@ fn run(connection: Connection, nudged: Receiver<()>, rewind_due: &AtomicBool, tu
             std::thread::sleep(rest);
         }
     }
+}
+
+/// What one `PRAGMA wal_checkpoint(PASSIVE)` found.
+struct Pass {
+    /// Another connection was checkpointing, so this one did nothing.
+    busy: bool,
+    /// Pages in the log.
+    log_pages: i64,
+}
+
+fn passive_checkpoint(connection: &Connection) -> rusqlite::Result<Pass> {
+    // Columns: busy, pages of log, pages copied.
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok(Pass {
+            busy: row.get::<_, i64>(0)? != 0,
+            log_pages: row.get(1)?,
+        })
+    })
 }

@@ -161,20 +161,17 @@ fn main() {
             ..ServeConfig::default()
         };
         let started = Instant::now();
-        let app = autoresponder::build(&config, Arc::new(SystemClock))
+        let service = autoresponder::start(&config, Arc::new(SystemClock))
             .await
             .unwrap();
+        let rules = service.app.rules.clone();
         println!(
             "first load with {ENTRIES} FAQ entries: {:.1} s",
             started.elapsed().as_secs_f64()
         );
         let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
-        let serving = app.clone();
-        let server = tokio::spawn(async move {
-            autoresponder::transport::serve(serving, listener, &config, std::future::pending())
-                .await
-        });
+        let server = tokio::spawn(service.serve(listener, std::future::pending()));
 
         let phase = Arc::new(AtomicU8::new(0));
         let (samples, mut received) = mpsc::unbounded_channel();
@@ -187,7 +184,7 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(5)).await;
         phase.store(2, Ordering::Relaxed);
         let reloading = Instant::now();
-        let outcome = autoresponder::reload::reload(&app, "benchmark").await;
+        let outcome = autoresponder::reload::reload(&rules, "benchmark").await;
         let took = reloading.elapsed();
         phase.store(u8::MAX, Ordering::Relaxed);
         assert!(outcome.ok, "{:?}", outcome.errors);

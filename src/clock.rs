@@ -53,3 +53,8 @@ impl Clock for ManualClock {
 
 /// The clock shared by the whole service.
 pub type SharedClock = Arc<dyn Clock>;
+
+/// An instant as frames, webhooks and the HTTP API write it: RFC 3339, UTC, milliseconds.
+pub fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

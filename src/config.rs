@@ -172,8 +172,8 @@ pub struct ServeConfig {
     pub webhooks: WebhookSettings,
     /// How often waiting high-priority cases are checked for escalation.
     pub escalation_check: Duration,
-    /// The SHA-256 (hex) of the admin token for `/api/admin/*`; none disables those.
-    pub admin_token_sha256: Option<String>,
+    /// The SHA-256 of the admin token for `/api/admin/*`; none disables those.
+    pub admin_token_sha256: Option<TokenHash>,
     /// Watch `intents/` and `index/` and reload on changes.
     pub watch_rules: bool,
     /// How long the folders must be quiet after a change before reloading.
@@ -201,6 +201,37 @@ impl Default for ServeConfig {
     }
 }
 
+/// The SHA-256 of a secret token, written as 64 hex digits; checked when the configuration
+/// is read, so a mistyped hash fails start-up rather than every request.
+#[derive(Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TokenHash(pub [u8; 32]);
+
+impl FromStr for TokenHash {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut hash)
+            .map_err(|_| "a token hash must be 64 hex digits (the token's SHA-256)".to_string())?;
+        Ok(TokenHash(hash))
+    }
+}
+
+impl TryFrom<String> for TokenHash {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        text.parse()
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenHash({})", hex::encode(self.0))
+    }
+}
+
 /// The optional config file; every key may be left out.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,7 +243,7 @@ pub struct ConfigFile {
     pub database: Option<String>,
     pub database_busy_timeout_ms: Option<u64>,
     pub shutdown_grace_ms: Option<u64>,
-    pub admin_token_sha256: Option<String>,
+    pub admin_token_sha256: Option<TokenHash>,
     pub watch_rules: Option<bool>,
     pub reload_debounce_ms: Option<u64>,
     #[serde(default)]
@@ -303,9 +334,7 @@ impl ConfigFile {
             .database_busy_timeout_ms
             .map_or(config.database_busy_timeout, ms);
         config.shutdown_grace = self.shutdown_grace_ms.map_or(config.shutdown_grace, ms);
-        config.admin_token_sha256 = self
-            .admin_token_sha256
-            .or(config.admin_token_sha256.clone());
+        config.admin_token_sha256 = self.admin_token_sha256.or(config.admin_token_sha256);
         config.watch_rules = self.watch_rules.unwrap_or(config.watch_rules);
         config.reload_debounce = self.reload_debounce_ms.map_or(config.reload_debounce, ms);
         let l = self.limits;

@@ -9,11 +9,13 @@ pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod desk;
+pub mod dialogue;
 pub mod eval;
 pub mod faq;
 pub mod intents;
 pub mod normalize;
 pub mod reload;
+pub mod reply;
 pub mod responder;
 pub mod shop;
 pub mod store;
@@ -29,47 +31,61 @@ use tokio::net::TcpListener;
 
 use crate::clock::SharedClock;
 use crate::config::{Database, ServeConfig};
+use crate::desk::{CatalogNow, Desk};
 use crate::reload::{RuleSources, Rules};
 use crate::store::{PgOptions, PgStore, SqliteStore, Store};
+use crate::telemetry::Metrics;
 use crate::transport::App;
+use crate::webhook::Dispatcher;
 
-/// Loads the shops, opens the store and serves on `listener` until `shutdown` completes.
-/// `main` passes Ctrl-C-or-SIGTERM; tests pass their own signal and a port-0 listener.
+/// Starts the service and serves on `listener` until `shutdown` completes. `main` passes
+/// Ctrl-C-or-SIGTERM; tests pass their own signal and a port-0 listener.
 pub async fn run(
     config: ServeConfig,
     listener: TcpListener,
     clock: SharedClock,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = build(&config, clock).await?;
-    transport::serve(app, listener, &config, shutdown)
-        .await
-        .context("serving failed")
+    start(&config, clock).await?.serve(listener, shutdown).await
 }
 
-/// Loads everything the service needs; blocking file and database work runs off the runtime.
-pub async fn build(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<Arc<App>> {
+/// A started service: its rules loaded, its store open, its background tasks running.
+pub struct Service {
+    pub app: Arc<App>,
+    /// How long shutdown waits for connections to close.
+    shutdown_grace: std::time::Duration,
+}
+
+impl Service {
+    /// Serves until `shutdown` completes; then every connection and background task ends.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        transport::serve(self.app, listener, self.shutdown_grace, shutdown)
+            .await
+            .context("serving failed")
+    }
+}
+
+/// Loads the shops, opens the store, restores the open cases and starts every background
+/// task (webhook delivery, escalation, reload triggers, following the other nodes). Blocking
+/// file and database work runs off the runtime.
+pub async fn start(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<Service> {
     let sources = RuleSources {
         intents: config.intents.clone(),
         index: config.index.clone(),
         faq_on_disk: config.faq_on_disk.clone(),
-    };
-    let admin_token_sha256 = match &config.admin_token_sha256 {
-        None => None,
-        Some(hex_hash) => {
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(hex_hash.trim(), &mut hash).map_err(|_| {
-                anyhow::anyhow!("the admin token hash must be 64 hex digits (its SHA-256)")
-            })?;
-            Some(hash)
-        }
     };
     // Building FAQ indexes is CPU work: keep it off the async runtime.
     let loading = sources.clone();
     let catalog = tokio::task::spawn_blocking(move || loading.load(1))
         .await?
         .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
-    let rules = Rules::new(sources, &catalog, 1);
+    tracing::info!(shops = catalog.len(), database = %config.database, "loaded");
+    let metrics = Metrics::new();
+    let rules = Arc::new(Rules::new(sources, catalog, 1, metrics.clone()));
     rules.catch_hangup();
     let store = open_store(config)
         .await
@@ -80,28 +96,72 @@ pub async fn build(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<A
         .subscribe()
         .await
         .context("cannot follow the other nodes")?;
-    tracing::info!(shops = catalog.len(), database = %config.database, "loaded");
-    let mut app = App::new(catalog, rules, store, clock, config.limits.clone());
-    app.admin_token_sha256 = admin_token_sha256;
-    let app = Arc::new(app);
+    let desk = Desk::new(store.clone(), clock.clone(), metrics.clone());
+    let app = Arc::new(App::new(
+        rules.clone(),
+        store.clone(),
+        desk.clone(),
+        clock,
+        metrics,
+        config,
+    ));
     // Cases open before a stop or a crash are back in the queue (or with their agent).
-    let catalog = app.catalog.load_full();
-    app.desk
-        .restore(&catalog)
+    desk.restore(&rules.catalog_full())
         .await
         .context("cannot load the open handoffs")?;
-    if let Some(feed) = feed {
-        let now: desk::CatalogNow = {
-            let app = app.clone();
-            Arc::new(move || app.catalog.load_full())
-        };
-        let desk = app.desk.clone();
-        app.tracker
-            .spawn(desk.clone().follow(feed, now.clone(), app.shutdown.clone()));
-        app.tracker
-            .spawn(desk.keep_in_touch(config.cluster.clone(), now, app.shutdown.clone()));
+
+    let catalog_now: CatalogNow = {
+        let rules = rules.clone();
+        Arc::new(move || rules.catalog_full())
+    };
+    let (tasks, shutdown) = (&app.tracker, &app.shutdown);
+    tasks.spawn(
+        Dispatcher {
+            store,
+            wake: desk.outbox.clone(),
+            settings: config.webhooks.clone(),
+            secret_of: webhook_secrets(rules.clone()),
+            shutdown: shutdown.clone(),
+        }
+        .run(),
+    );
+    tasks.spawn(desk.clone().escalate_every(
+        config.escalation_check,
+        catalog_now.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(reload::on_hangup(rules.clone(), shutdown.clone()));
+    if config.watch_rules {
+        tasks.spawn(reload::watch(
+            rules,
+            config.reload_debounce,
+            shutdown.clone(),
+        ));
     }
-    Ok(app)
+    if let Some(feed) = feed {
+        tasks.spawn(
+            desk.clone()
+                .follow(feed, catalog_now.clone(), shutdown.clone()),
+        );
+        tasks.spawn(desk.keep_in_touch(config.cluster.clone(), catalog_now, shutdown.clone()));
+    }
+    Ok(Service {
+        app,
+        shutdown_grace: config.shutdown_grace,
+    })
+}
+
+/// The current secret of a shop's webhook, looked up at delivery time.
+fn webhook_secrets(rules: Arc<Rules>) -> webhook::SecretOf {
+    Arc::new(move |shop: &str, url: &str| {
+        let catalog = rules.catalog();
+        let shop = catalog.get(shop)?;
+        shop.staff
+            .webhooks
+            .iter()
+            .find(|h| h.url == url)
+            .and_then(|h| h.secret.clone())
+    })
 }
 
 /// The store the configuration names: a SQLite file (opened off the runtime), or a

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use autoresponder::clock::SystemClock;
-use autoresponder::config::{ConfigFile, Database, ServeConfig};
+use autoresponder::config::{ConfigFile, Database, ServeConfig, TokenHash};
 use autoresponder::eval;
 use autoresponder::shop::Catalog;
 
@@ -97,7 +97,7 @@ struct ServeArgs {
     faq_on_disk: Option<PathBuf>,
     /// The SHA-256 (64 hex digits) of the admin token for /api/admin/*.
     #[arg(long, env = "AUTORESPONDER_ADMIN_TOKEN_SHA256")]
-    admin_token_sha256: Option<String>,
+    admin_token_sha256: Option<TokenHash>,
 }
 
 #[derive(clap::Args)]
@@ -199,13 +199,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
-        let app = autoresponder::build(&config, Arc::new(SystemClock)).await?;
+        let service = autoresponder::start(&config, Arc::new(SystemClock)).await?;
         // Tests and scripts read this line to find a port chosen by the system.
         println!("listening on {address}");
         tracing::info!(%address, "serving");
-        autoresponder::transport::serve(app, listener, &config, shutdown_signal())
-            .await
-            .context("serving failed")
+        service.serve(listener, shutdown_signal()).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -15,12 +15,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use arc_swap::{ArcSwap, Guard};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::shop::Catalog;
-use crate::transport::App;
+use crate::telemetry::Metrics;
 
 /// Where the rules come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,9 +93,14 @@ pub struct RulesStatus {
     pub last_reload: Option<ReloadOutcome>,
 }
 
-/// The rules' sources and reload state, shared by the triggers.
+/// The rules serving now, where they come from, and how reloading them went; shared by every
+/// connection (which reads the catalogue without a lock) and by the reload triggers.
 pub struct Rules {
     pub sources: RuleSources,
+    /// Every shop's rules, swapped whole by a reload.
+    catalog: ArcSwap<Catalog>,
+    /// Where reloads are counted.
+    metrics: Metrics,
     generation: AtomicU64,
     status: std::sync::Mutex<RulesStatus>,
     /// One reload at a time; a trigger during a reload waits for it, then reloads again.
@@ -105,13 +112,16 @@ pub struct Rules {
 }
 
 impl Rules {
-    pub fn new(sources: RuleSources, catalog: &Catalog, generation: u64) -> Rules {
+    pub fn new(sources: RuleSources, catalog: Catalog, generation: u64, metrics: Metrics) -> Rules {
+        let shops = catalog.ids().map(str::to_string).collect();
         Rules {
             sources,
+            catalog: ArcSwap::from_pointee(catalog),
+            metrics,
             generation: AtomicU64::new(generation),
             status: std::sync::Mutex::new(RulesStatus {
                 loaded_at: Utc::now(),
-                shops: catalog.ids().map(str::to_string).collect(),
+                shops,
                 generation,
                 reloads: 0,
                 last_reload: None,
@@ -133,6 +143,16 @@ impl Rules {
         }
     }
 
+    /// The rules serving now; a reload meanwhile does not change what this holds.
+    pub fn catalog(&self) -> Guard<Arc<Catalog>> {
+        self.catalog.load()
+    }
+
+    /// The rules serving now, to keep beyond a short borrow.
+    pub fn catalog_full(&self) -> Arc<Catalog> {
+        self.catalog.load_full()
+    }
+
     pub fn status(&self) -> RulesStatus {
         self.status
             .lock()
@@ -142,8 +162,7 @@ impl Rules {
 }
 
 /// Loads the rules again and swaps them in if they are valid.
-pub async fn reload(app: &Arc<App>, trigger: &str) -> ReloadOutcome {
-    let rules = &app.rules;
+pub async fn reload(rules: &Rules, trigger: &str) -> ReloadOutcome {
     let _one = rules.running.lock().await;
     let generation = rules.generation.fetch_add(1, Ordering::Relaxed) + 1;
     let sources = rules.sources.clone();
@@ -172,7 +191,7 @@ pub async fn reload(app: &Arc<App>, trigger: &str) -> ReloadOutcome {
     match loaded {
         Ok(Ok(catalog)) => {
             let shops: Vec<String> = catalog.ids().map(str::to_string).collect();
-            let previous = app.catalog.swap(Arc::new(catalog));
+            let previous = rules.catalog.swap(Arc::new(catalog));
             // Freeing a large FAQ index takes milliseconds: not on a thread serving buyers.
             tokio::task::spawn_blocking(move || drop(previous));
             outcome.ok = true;
@@ -195,8 +214,8 @@ pub async fn reload(app: &Arc<App>, trigger: &str) -> ReloadOutcome {
         }
     }
     let result = if outcome.ok { "ok" } else { "error" };
-    app.metrics.reloads.with_label_values(&[result]).inc();
-    app.metrics.rule_errors.set(outcome.errors.len() as i64);
+    rules.metrics.reloads.with_label_values(&[result]).inc();
+    rules.metrics.rule_errors.set(outcome.errors.len() as i64);
     let mut status = rules.status.lock().unwrap_or_else(|p| p.into_inner());
     status.reloads += 1;
     status.last_reload = Some(outcome.clone());
@@ -214,11 +233,10 @@ fn lower_this_threads_priority() {
 }
 
 /// Reloads on SIGHUP until shutdown (once `Rules::catch_hangup` was called).
-pub async fn on_hangup(app: Arc<App>) {
+pub async fn on_hangup(rules: Arc<Rules>, shutdown: CancellationToken) {
     #[cfg(unix)]
     {
-        let taken = app
-            .rules
+        let taken = rules
             .hangup
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -228,25 +246,25 @@ pub async fn on_hangup(app: Arc<App>) {
         };
         loop {
             tokio::select! {
-                _ = app.shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return,
                 received = hangups.recv() => {
                     if received.is_none() {
                         return;
                     }
-                    reload(&app, "SIGHUP").await;
+                    reload(&rules, "SIGHUP").await;
                 }
             }
         }
     }
     #[cfg(not(unix))]
-    app.shutdown.cancelled().await;
+    shutdown.cancelled().await;
 }
 
 /// Watches the rule folders and reloads once changes have settled for `debounce`.
-pub async fn watch(app: Arc<App>, debounce: Duration) {
+pub async fn watch(rules: Arc<Rules>, debounce: Duration, shutdown: CancellationToken) {
     use notify::{RecursiveMode, Watcher};
     let (changed, mut changes) = mpsc::channel::<()>(1);
-    let ignored = app.rules.sources.faq_on_disk.clone();
+    let ignored = rules.sources.faq_on_disk.clone();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
         if event.kind.is_access() {
@@ -267,20 +285,20 @@ pub async fn watch(app: Arc<App>, debounce: Duration) {
             return;
         }
     };
-    for dir in [&app.rules.sources.intents, &app.rules.sources.index] {
+    for dir in [&rules.sources.intents, &rules.sources.index] {
         if let Err(e) = watcher.watch(dir, RecursiveMode::Recursive) {
             tracing::warn!(error = %e, dir = %dir.display(), "cannot watch a rule folder");
         }
     }
     loop {
         tokio::select! {
-            _ = app.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
             change = changes.recv() => if change.is_none() { return },
         }
         // Editors write a file in several steps: wait until the folder is quiet.
         loop {
             tokio::select! {
-                _ = app.shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return,
                 change = tokio::time::timeout(debounce, changes.recv()) => match change {
                     Ok(Some(())) => continue,
                     Ok(None) => return,
@@ -288,6 +306,6 @@ pub async fn watch(app: Arc<App>, debounce: Duration) {
                 },
             }
         }
-        reload(&app, "files changed").await;
+        reload(&rules, "files changed").await;
     }
 }

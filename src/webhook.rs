@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::rfc3339;
 use crate::shop::Shop;
-use crate::shop::staff::WebhookFormat;
+use crate::shop::staff::{AgentAccount, WebhookFormat};
 use crate::store::{Handoff, OutboxEvent, OutboxItem, Store};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
@@ -49,7 +50,7 @@ impl Default for WebhookSettings {
 
 /// The event `name` for every webhook of `shop` that wants it. `fill` adds the event's own
 /// fields to the common body (`id`, `event`, `shop`, `at`).
-pub fn events_for(
+fn events_for(
     shop: &Shop,
     name: &str,
     at: DateTime<Utc>,
@@ -70,7 +71,7 @@ pub fn events_for(
         "event": name,
         "shop": &*shop.id,
         "shop_name": shop.name,
-        "at": crate::desk::frames::time(at),
+        "at": rfc3339(at),
     });
     fill(&mut body);
     let summary = summary(shop, name, &body);
@@ -99,14 +100,48 @@ pub fn events_for(
         .collect()
 }
 
-pub fn handoff_json(handoff: &Handoff) -> Value {
+/// The `handoff.created` events of a case the buyer's `message` opened.
+pub fn handoff_created(
+    shop: &Shop,
+    handoff: &Handoff,
+    message: &str,
+    at: DateTime<Utc>,
+) -> Vec<OutboxEvent> {
+    events_for(shop, "handoff.created", at, |body| {
+        body["handoff"] = handoff_json(handoff);
+        body["handoff"]["message"] = json!(message);
+    })
+}
+
+/// The `handoff.escalated` events of a high-priority case that waited too long.
+pub fn handoff_escalated(shop: &Shop, handoff: &Handoff, at: DateTime<Utc>) -> Vec<OutboxEvent> {
+    events_for(shop, "handoff.escalated", at, |body| {
+        body["handoff"] = handoff_json(handoff);
+    })
+}
+
+/// The events `name` of an agent's action (a claim, a resolve) on the case `handoff`.
+pub fn agent_acted(
+    shop: &Shop,
+    name: &str,
+    at: DateTime<Utc>,
+    handoff: &str,
+    agent: &AgentAccount,
+) -> Vec<OutboxEvent> {
+    events_for(shop, name, at, |body| {
+        body["handoff"] = json!({"id": handoff});
+        body["agent"] = json!({"id": agent.id, "name": agent.name});
+    })
+}
+
+fn handoff_json(handoff: &Handoff) -> Value {
     json!({
         "id": handoff.id,
         "conversation": handoff.conversation,
         "buyer": handoff.buyer,
         "intent": handoff.intent,
         "priority": handoff.priority.as_str(),
-        "created_at": crate::desk::frames::time(handoff.created_at),
+        "created_at": rfc3339(handoff.created_at),
     })
 }
 

@@ -7,20 +7,25 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::{AgentLink, AgentLive, ShopQueue};
-use super::{AGENT_INBOX, Desk, Presence, ShopDesk, Standing, broadcast, frames};
+use super::{AGENT_INBOX, AgentPush, AgentStatus, Desk, Presence, ShopDesk, Standing, broadcast};
 use crate::shop::Shop;
 use crate::shop::staff::AgentAccount;
 use crate::store::{Handoff, HandoffStatus};
 
+/// An agent console's registration with the desk.
+pub struct Console {
+    /// Which link this is, to detach it and to send it its welcome.
+    pub link: u64,
+    /// What the desk sends the console.
+    pub inbox: mpsc::Receiver<Arc<AgentPush>>,
+    /// Cancelled if the console fell so far behind that frames were lost: it must then
+    /// reconnect to rebuild its view.
+    pub lagged: CancellationToken,
+}
+
 impl Desk {
-    /// Registers an agent console; frames for it arrive on the receiver, and the token is
-    /// cancelled if the console falls so far behind that frames were lost (it must then
-    /// reconnect to rebuild its view). The caller then sends `welcome_agent`.
-    pub fn attach_agent(
-        self: &Arc<Self>,
-        shop: &Shop,
-        agent: &AgentAccount,
-    ) -> (u64, mpsc::Receiver<Arc<str>>, CancellationToken) {
+    /// Registers an agent console. The caller then sends `welcome_agent`.
+    pub fn attach_agent(self: &Arc<Self>, shop: &Shop, agent: &AgentAccount) -> Console {
         let id = self.next_link.fetch_add(1, Ordering::Relaxed);
         let lagged = CancellationToken::new();
         let (frames_tx, inbox) = mpsc::channel(AGENT_INBOX);
@@ -37,19 +42,27 @@ impl Desk {
         let status = live.status;
         if first {
             // The others hear of it; the new console learns everyone's status from `hello`.
-            let frame: Arc<str> = frames::presence(&agent.id, &agent.name, Some(status)).into();
+            let frame = Arc::new(AgentPush::Presence {
+                agent: agent.id.clone(),
+                name: agent.name.clone(),
+                status: Some(status),
+            });
             broadcast(&queue, &frame);
         }
         let live = queue.agents.get_mut(&agent.id).expect("inserted above");
         live.links.push(AgentLink {
             id,
-            frames: frames_tx,
+            pushes: frames_tx,
             lagged: lagged.clone(),
         });
         self.refresh(&shop.id, &desk, &queue);
         drop(queue);
         self.presence_changed.notify_one();
-        (id, inbox, lagged)
+        Console {
+            link: id,
+            inbox,
+            lagged,
+        }
     }
 
     /// Sends a newly attached console its `hello`, every queued case and the cases it holds.
@@ -61,32 +74,33 @@ impl Desk {
                 .agents
                 .get(&agent.id)
                 .map_or(Presence::Online, |a| a.status);
-            let agents: Vec<serde_json::Value> = shop
+            let agents = shop
                 .staff
                 .agents
                 .iter()
-                .map(|a| {
-                    let live = queue.agents.get(&a.id).filter(|l| l.connected());
-                    serde_json::json!({
-                        "id": a.id,
-                        "name": a.name,
-                        "status": live.map_or("offline", |l| l.status.as_str()),
-                    })
+                .map(|a| AgentStatus {
+                    id: a.id.clone(),
+                    name: a.name.clone(),
+                    status: queue
+                        .agents
+                        .get(&a.id)
+                        .filter(|l| l.connected())
+                        .map(|l| l.status),
                 })
                 .collect();
-            let hello = serde_json::json!({
-                "type": "hello",
-                "agent": {"id": agent.id, "name": agent.name},
-                "shop": &*shop.id,
-                "shop_name": shop.name,
-                "status": status.as_str(),
-                "agents": agents,
-            });
+            let hello = AgentPush::Hello {
+                agent: agent.id.clone(),
+                name: agent.name.clone(),
+                shop: shop.id.to_string(),
+                shop_name: shop.name.clone(),
+                status,
+                agents,
+            };
             let mut cases: Vec<Handoff> = queue.queued().map(|c| c.handoff.clone()).collect();
             cases.extend(queue.claimed_by(&agent.id).map(|c| c.handoff.clone()));
-            (hello.to_string(), cases)
+            (hello, cases)
         };
-        self.send_to_link(&desk, &agent.id, link, hello.into());
+        self.send_to_link(&desk, &agent.id, link, Arc::new(hello));
         for handoff in cases {
             let Ok(frame) = self.handoff_frame(&handoff).await else {
                 continue;
@@ -107,7 +121,13 @@ impl Desk {
         }
     }
 
-    pub(super) fn send_to_link(&self, desk: &ShopDesk, agent: &str, link: u64, frame: Arc<str>) {
+    pub(super) fn send_to_link(
+        &self,
+        desk: &ShopDesk,
+        agent: &str,
+        link: u64,
+        frame: Arc<AgentPush>,
+    ) {
         let queue = Self::lock(desk);
         if let Some(live) = queue.agents.get(agent)
             && let Some(l) = live.links.iter().find(|l| l.id == link)
@@ -129,7 +149,11 @@ impl Desk {
         if live.connected() {
             return;
         }
-        let frame: Arc<str> = frames::presence(agent, &live.name.clone(), None).into();
+        let frame = Arc::new(AgentPush::Presence {
+            agent: agent.to_string(),
+            name: live.name.clone(),
+            status: None,
+        });
         broadcast(&queue, &frame);
         self.refresh(&shop.id, &desk, &queue);
         if queue.holds_anything(agent) {
@@ -215,7 +239,11 @@ impl Desk {
         live.status = status;
         live.status_version += 1;
         self.presence_changed.notify_one();
-        let frame: Arc<str> = frames::presence(agent, &live.name.clone(), Some(status)).into();
+        let frame = Arc::new(AgentPush::Presence {
+            agent: agent.to_string(),
+            name: live.name.clone(),
+            status: Some(status),
+        });
         broadcast(&queue, &frame);
         self.refresh(&shop.id, &desk, &queue);
         self.tell_positions(shop, &desk, &mut queue);

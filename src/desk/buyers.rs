@@ -7,22 +7,30 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::{
-    BUYER_INBOX, BuyerLink, BuyerPush, Desk, QueueNotice, Standing, broadcast, frames, notice,
-    send_links,
+    AgentPush, BUYER_INBOX, BuyerLink, BuyerPush, Desk, QueueNotice, Standing, TRANSCRIPT_LINES,
+    broadcast, notice, send_links,
 };
 use crate::shop::Shop;
 use crate::store::{Handoff, StoreError};
 
+/// A buyer connection's registration with the desk.
+pub struct Pushes {
+    /// Which link this is, to detach it.
+    pub link: u64,
+    /// What the desk tells the connection.
+    pub inbox: mpsc::Receiver<BuyerPush>,
+}
+
 impl Desk {
-    /// Registers a buyer connection; pushes for the conversation arrive on the receiver.
-    pub fn attach_buyer(&self, conversation: &str) -> (u64, mpsc::Receiver<BuyerPush>) {
-        let id = self.next_link.fetch_add(1, Ordering::Relaxed);
+    /// Registers a buyer connection; pushes for the conversation arrive in its inbox.
+    pub fn attach_buyer(&self, conversation: &str) -> Pushes {
+        let link = self.next_link.fetch_add(1, Ordering::Relaxed);
         let (pushes, inbox) = mpsc::channel(BUYER_INBOX);
         self.buyers
             .entry(conversation.to_string())
             .or_default()
-            .push(BuyerLink { id, pushes });
-        (id, inbox)
+            .push(BuyerLink { id: link, pushes });
+        Pushes { link, inbox }
     }
 
     pub fn detach_buyer(&self, conversation: &str, id: u64) {
@@ -44,8 +52,25 @@ impl Desk {
         }
     }
 
-    /// A buyer's handoff was committed: queue it, tell the agents and the buyers behind it.
-    /// Returns the new case's place, which its own buyer is told by their connection.
+    /// A case this node opened is committed: the webhook dispatcher wakes, the case is
+    /// counted and queued. Returns its place, which its own buyer is told by their connection.
+    pub async fn handoff_committed(self: &Arc<Self>, shop: &Shop, handoff: Handoff) -> QueueNotice {
+        tracing::info!(
+            handoff = %handoff.id,
+            intent = %handoff.intent,
+            priority = handoff.priority.as_str(),
+            "handed off"
+        );
+        self.metrics
+            .handoffs
+            .with_label_values(&[&*shop.id, &handoff.intent, handoff.priority.as_str()])
+            .inc();
+        self.outbox.notify_one();
+        self.handoff_created(shop, handoff).await
+    }
+
+    /// A handoff was committed (here or on another node): queue it, tell the agents and the
+    /// buyers behind it. Returns the new case's place.
     pub async fn handoff_created(self: &Arc<Self>, shop: &Shop, handoff: Handoff) -> QueueNotice {
         let desk = self.shop_desk(&shop.id);
         let ahead = {
@@ -85,16 +110,23 @@ impl Desk {
         }
     }
 
-    pub(super) async fn handoff_frame(&self, handoff: &Handoff) -> Result<Arc<str>, StoreError> {
+    pub(super) async fn handoff_frame(
+        &self,
+        handoff: &Handoff,
+    ) -> Result<Arc<AgentPush>, StoreError> {
         let transcript = self
             .store
-            .transcript(&handoff.conversation, frames::TRANSCRIPT_LINES)
+            .transcript(&handoff.conversation, TRANSCRIPT_LINES)
             .await?;
         let profile = self
             .store
             .buyer_profile(&handoff.shop, &handoff.buyer, &handoff.id)
             .await?;
-        Ok(frames::handoff(handoff, &transcript, &profile).into())
+        Ok(Arc::new(AgentPush::handoff(
+            handoff.clone(),
+            transcript,
+            profile,
+        )))
     }
 
     /// A buyer wrote while their conversation is with the humans: the agent holding it (or,
@@ -105,12 +137,17 @@ impl Desk {
         conversation: &str,
         text: &str,
         at: DateTime<Utc>,
-    ) -> Option<(String, Standing)> {
+    ) -> Option<Standing> {
         let desk = self.shop_desk(&shop.id);
         let queue = Self::lock(&desk);
         let id = queue.open_case_of(conversation)?.to_string();
         let standing = queue.standing(&id)?;
-        let frame: Arc<str> = frames::buyer_message(&id, conversation, text, at).into();
+        let frame = Arc::new(AgentPush::BuyerMessage {
+            handoff: id.clone(),
+            conversation: conversation.to_string(),
+            text: text.to_string(),
+            at,
+        });
         match &standing {
             Standing::Claimed { agent } => {
                 if let Some(live) = queue.agents.get(agent) {
@@ -119,6 +156,6 @@ impl Desk {
             }
             Standing::Queued { .. } => broadcast(&queue, &frame),
         }
-        Some((id, standing))
+        Some(standing)
     }
 }

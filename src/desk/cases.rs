@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::agents::agent_name;
-use super::{BuyerPush, Desk, DeskError, broadcast, frames, learn_handle_time, send_links};
+use super::{AgentPush, BuyerPush, Desk, DeskError, broadcast, learn_handle_time, send_links};
 use crate::shop::staff::AgentAccount;
 use crate::shop::{Catalog, Shop};
 use crate::store::{AgentMessage, ClaimOutcome, Handoff, Note, ResolveOutcome};
@@ -32,7 +32,7 @@ impl Desk {
     ) -> Result<(), DeskError> {
         let now = self.clock.now();
         self.open_in(shop, handoff)?;
-        let events = agent_event(shop, "handoff.claimed", now, handoff, agent);
+        let events = webhook::agent_acted(shop, "handoff.claimed", now, handoff, agent);
         let outcome = self.store.claim(handoff, &agent.id, now, events).await?;
         let claimed = match outcome {
             ClaimOutcome::Claimed(h) => h,
@@ -73,8 +73,12 @@ impl Desk {
         if let (Some(frame), Some(live)) = (fresh, queue.agents.get(agent)) {
             send_links(&live.links, &frame);
         }
-        let frame: Arc<str> =
-            frames::claimed(&claimed.id, &claimed.conversation, agent, &name).into();
+        let frame = Arc::new(AgentPush::Claimed {
+            handoff: claimed.id.clone(),
+            conversation: claimed.conversation.clone(),
+            agent: agent.to_string(),
+            agent_name: name.clone(),
+        });
         broadcast(&queue, &frame);
         self.push_buyer(
             &claimed.conversation,
@@ -92,7 +96,7 @@ impl Desk {
     ) -> Result<(), DeskError> {
         let now = self.clock.now();
         self.open_in(shop, handoff)?;
-        let events = agent_event(shop, "handoff.resolved", now, handoff, agent);
+        let events = webhook::agent_acted(shop, "handoff.resolved", now, handoff, agent);
         let resolved = match self.store.resolve(handoff, &agent.id, now, events).await? {
             ResolveOutcome::Resolved(h) => h,
             ResolveOutcome::Conflict { by } => {
@@ -118,7 +122,10 @@ impl Desk {
         if let Some(started) = queue.close(&resolved.id).and_then(|c| c.claimed_at) {
             learn_handle_time(&desk, (at - started).to_std().unwrap_or_default());
         }
-        let frame: Arc<str> = frames::resolved(&resolved.id, &resolved.conversation).into();
+        let frame = Arc::new(AgentPush::Resolved {
+            handoff: resolved.id.clone(),
+            conversation: resolved.conversation.clone(),
+        });
         broadcast(&queue, &frame);
         self.push_buyer(
             &resolved.conversation,
@@ -226,9 +233,32 @@ impl Desk {
 
     /// A note was added (here or on another node): every console hears.
     pub(super) fn noted(&self, shop: &Shop, conversation: &str, note: &Note) {
-        let frame: Arc<str> =
-            frames::note(conversation, &note.buyer, &note.text, &note.agent, note.at).into();
+        let frame = Arc::new(AgentPush::Note {
+            conversation: conversation.to_string(),
+            buyer: note.buyer.clone(),
+            text: note.text.clone(),
+            agent: note.agent.clone(),
+            at: note.at,
+        });
         broadcast(&Self::lock(&self.shop_desk(&shop.id)), &frame);
+    }
+
+    /// Looks for cases to escalate every `every`, until shutdown.
+    pub async fn escalate_every(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        catalog: super::CatalogNow,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            self.escalate_due(&catalog()).await;
+        }
     }
 
     /// Announces again every high-priority case waiting longer than its shop allows, once,
@@ -256,9 +286,7 @@ impl Desk {
                     .collect()
             };
             for handoff in due {
-                let events = webhook::events_for(shop, "handoff.escalated", now, |body| {
-                    body["handoff"] = webhook::handoff_json(&handoff);
-                });
+                let events = webhook::handoff_escalated(shop, &handoff, now);
                 match self.store.escalate(&handoff.id, now, events).await {
                     Ok(true) => {}
                     Ok(false) => continue,
@@ -285,18 +313,4 @@ impl Desk {
         Self::lock(&self.shop_desk(&shop.id)).mark_escalated(&handoff.id);
         self.announce(shop, handoff).await;
     }
-}
-
-/// The webhook events of an agent's action on a case.
-fn agent_event(
-    shop: &Shop,
-    name: &str,
-    at: DateTime<Utc>,
-    handoff: &str,
-    agent: &AgentAccount,
-) -> Vec<crate::store::OutboxEvent> {
-    webhook::events_for(shop, name, at, |body| {
-        body["handoff"] = serde_json::json!({"id": handoff});
-        body["agent"] = serde_json::json!({"id": agent.id, "name": agent.name});
-    })
 }

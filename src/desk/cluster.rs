@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::agents::agent_name;
 use super::queue::{AgentLive, case_key};
-use super::{BuyerPush, Desk, Presence, frames};
+use super::{AgentPush, BuyerPush, Desk, Presence};
 use crate::config::ClusterSettings;
 use crate::shop::Catalog;
 use crate::store::{Change, Feed};
@@ -279,7 +279,11 @@ impl Desk {
             return;
         }
         for (id, name, status) in &changed {
-            let frame: Arc<str> = frames::presence(id, name, *status).into();
+            let frame = Arc::new(AgentPush::Presence {
+                agent: id.clone(),
+                name: name.clone(),
+                status: *status,
+            });
             super::broadcast(&queue, &frame);
         }
         self.refresh(&shop.id, &desk, &queue);

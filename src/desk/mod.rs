@@ -10,7 +10,7 @@ mod agents;
 mod buyers;
 mod cases;
 mod cluster;
-pub mod frames;
+mod pushes;
 pub mod queue;
 
 use std::collections::HashMap;
@@ -26,7 +26,10 @@ use crate::clock::SharedClock;
 use crate::shop::{Catalog, Shop};
 use crate::store::{Handoff, Store, StoreError};
 use crate::telemetry::Metrics;
+pub use agents::Console;
+pub use buyers::Pushes;
 pub use cluster::CatalogNow;
+pub use pushes::{AgentPush, AgentStatus, BuyerPush, TRANSCRIPT_LINES};
 use queue::{AgentLink, ShopQueue};
 pub use queue::{Presence, Standing};
 
@@ -36,35 +39,38 @@ const AGENT_INBOX: usize = 4096;
 /// Pushes waiting for one buyer connection.
 const BUYER_INBOX: usize = 64;
 
-/// What a buyer's connection is told from outside its own conversation loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BuyerPush {
-    /// An agent wrote; stored as message `seq`.
-    AgentMessage {
-        seq: i64,
-        agent_name: String,
-        text: String,
-        at: DateTime<Utc>,
-    },
-    /// The buyer's place in the queue changed.
-    Queued(QueueNotice),
-    Claimed {
-        agent_name: String,
-    },
-    Resolved {
-        handoff: String,
-    },
-    /// Pushes may have been missed (the notices from other nodes were interrupted): send
-    /// again what the buyer should have, from the store.
-    Recheck,
-}
-
 /// A queued buyer's place, and a rough wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueNotice {
     pub ahead: usize,
     /// None while no agent is taking cases.
     pub wait_seconds: Option<u64>,
+}
+
+/// A shop's queue at a glance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueSummary {
+    pub shop: String,
+    /// Cases waiting for an agent.
+    pub queued: usize,
+    /// How long the oldest of them has waited.
+    pub longest_wait_seconds: f64,
+    /// Agents at the desk (online or busy).
+    pub agents_online: usize,
+}
+
+impl QueueSummary {
+    fn of(shop: &str, queue: &ShopQueue, now: DateTime<Utc>) -> QueueSummary {
+        let longest_wait_seconds = queue
+            .oldest()
+            .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
+        QueueSummary {
+            shop: shop.to_string(),
+            queued: queue.queue_len(),
+            longest_wait_seconds,
+            agents_online: queue.presence_counts().0,
+        }
+    }
 }
 
 /// What the humans' side means for the bot's away and busy notices.
@@ -229,12 +235,11 @@ impl Desk {
     }
 
     /// Where the open case of a conversation stands, if it has one.
-    pub fn standing(&self, shop: &Shop, conversation: &str) -> Option<(String, Standing)> {
+    pub fn standing(&self, shop: &Shop, conversation: &str) -> Option<Standing> {
         let desk = self.shop_desk(&shop.id);
         let queue = Self::lock(&desk);
-        let id = queue.open_case_of(conversation)?.to_string();
-        let standing = queue.standing(&id)?;
-        Some((id, standing))
+        let id = queue.open_case_of(conversation)?;
+        queue.standing(id)
     }
 
     /// Where the open case `handoff` of a conversation stands. A case the store has but this
@@ -246,7 +251,7 @@ impl Desk {
         conversation: &str,
         handoff: &str,
     ) -> Option<Standing> {
-        if let Some((_, standing)) = self.standing(shop, conversation) {
+        if let Some(standing) = self.standing(shop, conversation) {
             return Some(standing);
         }
         let open = match self.store.open_handoffs(Some(&shop.id)).await {
@@ -271,30 +276,20 @@ impl Desk {
         notice(shop, &desk, ahead)
     }
 
-    /// Per shop: queued cases and seconds the oldest has waited, for `/metrics`.
-    pub fn queue_gauges(&self) -> Vec<(String, usize, f64)> {
+    /// Every shop's queue, for `/metrics`.
+    pub fn queue_summaries(&self) -> Vec<QueueSummary> {
         let now = self.clock.now();
         self.shops
             .iter()
-            .map(|entry| {
-                let queue = Self::lock(entry.value());
-                let wait = queue
-                    .oldest()
-                    .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
-                (entry.key().clone(), queue.queue_len(), wait)
-            })
+            .map(|entry| QueueSummary::of(entry.key(), &Self::lock(entry.value()), now))
             .collect()
     }
 
-    /// Queue length and longest wait of one shop.
-    pub fn queue_summary(&self, shop: &str) -> (usize, f64, usize) {
-        let now = self.clock.now();
+    /// One shop's queue, for `/api/stats`.
+    pub fn queue_summary(&self, shop: &str) -> QueueSummary {
         let desk = self.shop_desk(shop);
         let queue = Self::lock(&desk);
-        let wait = queue
-            .oldest()
-            .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
-        (queue.queue_len(), wait, queue.presence_counts().0)
+        QueueSummary::of(shop, &queue, self.clock.now())
     }
 
     /// Updates the lock-free counts and gauges after a change.
@@ -349,13 +344,13 @@ fn learn_handle_time(desk: &ShopDesk, took: Duration) {
     desk.handle_ms.store(new, Ordering::Relaxed);
 }
 
-fn send_links(links: &[AgentLink], frame: &Arc<str>) {
+fn send_links(links: &[AgentLink], frame: &Arc<AgentPush>) {
     for link in links {
         link.send(frame);
     }
 }
 
-fn broadcast(queue: &ShopQueue, frame: &Arc<str>) {
+fn broadcast(queue: &ShopQueue, frame: &Arc<AgentPush>) {
     for link in queue.all_links() {
         link.send(frame);
     }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::AgentPush;
 use crate::intents::HandoffPriority;
 use crate::store::{Handoff, HandoffStatus};
 
@@ -42,10 +43,10 @@ impl Presence {
     }
 }
 
-/// One open console of an agent; frames are sent to it already encoded.
+/// One open console of an agent.
 pub struct AgentLink {
     pub id: u64,
-    pub frames: mpsc::Sender<Arc<str>>,
+    pub pushes: mpsc::Sender<Arc<AgentPush>>,
     /// Cancelled when a frame could not be queued: the console must reconnect.
     pub lagged: CancellationToken,
 }
@@ -53,8 +54,8 @@ pub struct AgentLink {
 impl AgentLink {
     /// Queues a frame without waiting; a console too far behind is told to reconnect rather
     /// than making the whole shop wait for it.
-    pub fn send(&self, frame: &Arc<str>) {
-        if self.frames.try_send(frame.clone()).is_err() {
+    pub fn send(&self, push: &Arc<AgentPush>) {
+        if self.pushes.try_send(push.clone()).is_err() {
             self.lagged.cancel();
         }
     }

@@ -14,6 +14,7 @@ use crate::conversation::ConversationState;
 pub use crate::desk::Staffing;
 use crate::faq::FaqRule;
 use crate::intents::HandoffPriority;
+pub use crate::reply::{Reply, ReplyKind};
 use crate::shop::schedule::Duty;
 use crate::shop::template::{Template, Variants};
 use crate::shop::{Action, Shop, TemplateName};
@@ -21,43 +22,6 @@ use vars::Vars;
 
 /// At most this many intents are answered for one message; more reads as spam.
 const MAX_ANSWERS: usize = 3;
-
-/// The kinds of reply of the wire contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReplyKind {
-    Welcome,
-    Away,
-    Busy,
-    Answer,
-    Faq,
-    Fallback,
-    Handoff,
-    Agent,
-}
-
-impl ReplyKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReplyKind::Welcome => "welcome",
-            ReplyKind::Away => "away",
-            ReplyKind::Busy => "busy",
-            ReplyKind::Answer => "answer",
-            ReplyKind::Faq => "faq",
-            ReplyKind::Fallback => "fallback",
-            ReplyKind::Handoff => "handoff",
-            ReplyKind::Agent => "agent",
-        }
-    }
-}
-
-/// One message the bot sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub kind: ReplyKind,
-    /// The intent that produced it, for `answer` and `handoff`.
-    pub intent: Option<Arc<str>>,
-    pub text: String,
-}
 
 /// A request to queue the conversation for a human.
 #[derive(Debug, Clone, PartialEq, Eq)]

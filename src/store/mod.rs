@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::conversation::ConversationState;
 use crate::intents::HandoffPriority;
+use crate::reply::Reply;
 
 pub use change::{Change, Feed};
 pub use postgres::{PgOptions, PgStore};
@@ -79,20 +80,12 @@ pub struct Conversation {
     pub state: ConversationState,
 }
 
-/// A message the bot sends, as stored.
+/// A buyer's message as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutgoingMessage {
-    pub kind: &'static str,
-    pub intent: Option<String>,
+pub struct BuyerMessage {
     pub text: String,
-}
-
-/// A handoff to create together with the exchange that caused it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewHandoff {
-    pub id: String,
-    pub intent: String,
-    pub priority: HandoffPriority,
+    /// The client's id for the message (its frame's `id`), kept for the transcript.
+    pub client_id: Option<String>,
 }
 
 /// A webhook event to deliver, written to the outbox in the same transaction as what caused
@@ -113,11 +106,12 @@ pub struct Exchange {
     pub conversation: String,
     pub shop: String,
     pub buyer: String,
-    /// The buyer's text and the client's frame id, absent for a welcome on connect.
-    pub buyer_message: Option<(String, Option<String>)>,
-    pub replies: Vec<OutgoingMessage>,
+    /// Absent for a welcome on connect.
+    pub buyer_message: Option<BuyerMessage>,
+    pub replies: Vec<Reply>,
     pub state: ConversationState,
-    pub handoff: Option<NewHandoff>,
+    /// A case this exchange opens (queued, created at `at`).
+    pub handoff: Option<Handoff>,
     /// The canonical text of a question nothing answered, counted for the operators.
     pub unmatched: Option<String>,
     pub events: Vec<OutboxEvent>,

@@ -22,7 +22,7 @@ pub struct AdminQuery {
 fn authorised(app: &App, headers: &HeaderMap, query: &AdminQuery) -> Result<(), Unauthorized> {
     let expected = app.admin_token_sha256.as_ref().ok_or(Unauthorized)?;
     let token = auth::token(headers, query.token.as_deref()).ok_or(Unauthorized)?;
-    if &token_hash(token) == expected {
+    if token_hash(token) == expected.0 {
         Ok(())
     } else {
         Err(Unauthorized)
@@ -48,7 +48,7 @@ pub async fn reload(
     if let Err(refused) = authorised(&app, &headers, &query) {
         return refused.into_response();
     }
-    let outcome = crate::reload::reload(&app, "POST /api/admin/reload").await;
+    let outcome = crate::reload::reload(&app.rules, "POST /api/admin/reload").await;
     let status = if outcome.ok {
         StatusCode::OK
     } else {

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use super::App;
 use super::auth::{self, AgentIdentity};
@@ -39,29 +38,14 @@ pub async fn upgrade(
         Ok(identity) => identity,
         Err(refused) => return refused.into_response(),
     };
-    let slot = match app.connection_slot(remote, &headers) {
-        Ok(slot) => slot,
-        Err(full) => return full.into_response(),
-    };
-    let limits = &app.limits;
-    ws.read_buffer_size(limits.socket_buffer_bytes)
-        .write_buffer_size(limits.socket_buffer_bytes)
-        .max_write_buffer_size(limits.socket_buffer_bytes + 2 * limits.max_frame_bytes)
-        .max_message_size(limits.max_frame_bytes)
-        .max_frame_size(limits.max_frame_bytes)
-        .on_upgrade(move |socket| {
-            let tracker = app.tracker.clone();
-            let span = tracing::info_span!(
-                "agent",
-                shop = %identity.shop.id,
-                agent = %identity.agent.id
-            );
-            let connection = async move {
-                session(app, identity, socket).await;
-                drop(slot);
-            };
-            tracker.track_future(connection.instrument(span))
-        })
+    let span = tracing::info_span!(
+        "agent",
+        shop = %identity.shop.id,
+        agent = %identity.agent.id
+    );
+    super::accept_socket(app, remote, &headers, ws, span, move |app, socket| {
+        session(app, identity, socket)
+    })
 }
 
 async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
@@ -74,7 +58,11 @@ async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
         app.metrics.clone(),
     );
     let AgentIdentity { shop, agent } = identity;
-    let (link, mut inbox, lagged) = app.desk.attach_agent(&shop, &agent);
+    let crate::desk::Console {
+        link,
+        mut inbox,
+        lagged,
+    } = app.desk.attach_agent(&shop, &agent);
     tracing::info!("agent connected");
     let mut console = Console {
         app: app.clone(),
@@ -104,7 +92,7 @@ async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
                 break;
             }
             frame = inbox.recv() => match frame {
-                Some(frame) => console.outbound.queue(Message::text(frame.as_ref())).await,
+                Some(push) => console.outbound.queue(Message::text(super::wire::agent_push(&push))).await,
                 None => break,
             },
             _ = ping.tick() => {
@@ -155,23 +143,15 @@ struct Console {
 impl Console {
     /// The shop's current rules (a reload is picked up on the next frame).
     fn shop(&self) -> Option<Arc<Shop>> {
-        self.app.catalog.load().get(&self.shop_id).cloned()
+        self.app.rules.catalog().get(&self.shop_id).cloned()
     }
 
     async fn on_text(&mut self, text: &str, limiter: &mut RateLimiter) -> Result<(), Closed> {
-        let frame = match parse_agent_frame(text, self.app.limits.max_text_chars) {
-            Ok(frame) => frame,
-            Err(e) => return self.outbound.send_error(e.code, &e.message).await,
+        let parsed = parse_agent_frame(text, self.app.limits.max_text_chars);
+        let too_many = "too many frames; slow down a little";
+        let Some(frame) = self.outbound.admit(parsed, limiter, too_many).await? else {
+            return Ok(());
         };
-        if !limiter.allow() {
-            return self
-                .outbound
-                .send_error(
-                    ErrorCode::RateLimited,
-                    "too many frames; slow down a little",
-                )
-                .await;
-        }
         let Some(shop) = self.shop() else {
             self.outbound
                 .close(close_code::POLICY, "the shop no longer exists")
@@ -207,7 +187,7 @@ impl Console {
                 .await
             {
                 Ok(at) => {
-                    let at = crate::desk::frames::time(at);
+                    let at = crate::clock::rfc3339(at);
                     let frame = ServerFrame::Sent {
                         conversation: &conversation,
                         text: &text,

@@ -49,7 +49,7 @@ pub fn agent(
     let Some(token) = token(headers, query_token) else {
         return Err(Unauthorized);
     };
-    let catalog = app.catalog.load();
+    let catalog = app.rules.catalog();
     for id in catalog.ids() {
         let shop = catalog.get(id).expect("listed");
         if let Some(agent) = shop.staff.agent_with_token(token) {

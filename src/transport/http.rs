@@ -16,11 +16,11 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    for (shop, _, wait) in app.desk.queue_gauges() {
+    for queue in app.desk.queue_summaries() {
         app.metrics
             .longest_wait
-            .with_label_values(&[&shop])
-            .set(wait);
+            .with_label_values(&[&queue.shop])
+            .set(queue.longest_wait_seconds);
     }
     refresh_kpis(&app).await;
     (
@@ -32,7 +32,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
 /// Sets the KPI gauges from the store, over the last 24 hours.
 async fn refresh_kpis(app: &App) {
     let since = app.clock.now() - chrono::Duration::hours(24);
-    let shops: Vec<String> = app.catalog.load().ids().map(str::to_string).collect();
+    let shops: Vec<String> = app.rules.catalog().ids().map(str::to_string).collect();
     for shop in shops {
         let Ok(stats) = app.store.stats(&shop, since).await else {
             continue;
@@ -104,15 +104,15 @@ pub async fn stats(
             return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
         }
     };
-    let (queue_length, longest_wait, agents_online) = app.desk.queue_summary(&shop);
+    let queue = app.desk.queue_summary(&shop);
     Json(json!({
         "shop": shop,
-        "since": crate::desk::frames::time(since),
-        "until": crate::desk::frames::time(now),
+        "since": crate::clock::rfc3339(since),
+        "until": crate::clock::rfc3339(now),
         "figures": figures,
-        "queue_length": queue_length,
-        "longest_wait_seconds": longest_wait,
-        "agents_online": agents_online,
+        "queue_length": queue.queued,
+        "longest_wait_seconds": queue.longest_wait_seconds,
+        "agents_online": queue.agents_online,
     }))
     .into_response()
 }

@@ -19,35 +19,36 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arc_swap::ArcSwap;
+use std::time::Duration;
+
 use axum::Router;
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::clock::SharedClock;
-use crate::config::{Limits, ServeConfig};
+use crate::config::{Limits, ServeConfig, TokenHash};
 use crate::desk::Desk;
 use crate::reload::Rules;
-use crate::shop::Catalog;
 use crate::store::Store;
 use crate::telemetry::Metrics;
-use crate::webhook::Dispatcher;
 
 /// What every connection shares. Nothing here is locked on the message path: the catalogue
 /// is swapped atomically, the store is a queue, metrics are atomics.
 pub struct App {
-    pub catalog: ArcSwap<Catalog>,
+    /// The rules serving now, where they come from, and how the last reload went.
+    pub rules: Arc<Rules>,
     pub store: Arc<dyn Store>,
     pub clock: SharedClock,
     pub metrics: Metrics,
     /// The human side: queue, agents, links to buyers.
     pub desk: Arc<Desk>,
-    /// Where the rules come from, and how the last reload went.
-    pub rules: Rules,
     /// The SHA-256 of the admin token, if one is configured.
-    pub admin_token_sha256: Option<[u8; 32]>,
+    pub admin_token_sha256: Option<TokenHash>,
     pub limits: Limits,
     /// Cancelled when the service shuts down; connections close themselves on it.
     pub shutdown: CancellationToken,
@@ -60,22 +61,21 @@ pub struct App {
 
 impl App {
     pub fn new(
-        catalog: Catalog,
-        rules: Rules,
+        rules: Arc<Rules>,
         store: Arc<dyn Store>,
+        desk: Arc<Desk>,
         clock: SharedClock,
-        limits: Limits,
+        metrics: Metrics,
+        config: &ServeConfig,
     ) -> App {
-        let metrics = Metrics::new();
         App {
             rules,
-            admin_token_sha256: None,
-            catalog: ArcSwap::from_pointee(catalog),
-            desk: Desk::new(store.clone(), clock.clone(), metrics.clone()),
+            admin_token_sha256: config.admin_token_sha256,
+            desk,
             store,
             clock,
             metrics,
-            limits,
+            limits: config.limits.clone(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             slots: Arc::default(),
@@ -104,6 +104,41 @@ impl App {
     fn next_connection_id(&self) -> u64 {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// Completes a websocket upgrade: takes a place of the connection caps for `address`
+/// (refused with 503 when full), sizes the socket by the limits, and runs `session` as a
+/// tracked task in `span`, holding the place until the socket is closed.
+fn accept_socket<S, F>(
+    app: Arc<App>,
+    address: std::net::SocketAddr,
+    headers: &axum::http::HeaderMap,
+    ws: WebSocketUpgrade,
+    span: tracing::Span,
+    session: S,
+) -> Response
+where
+    S: FnOnce(Arc<App>, WebSocket) -> F + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let slot = match app.connection_slot(address, headers) {
+        Ok(slot) => slot,
+        Err(full) => return full.into_response(),
+    };
+    let limits = &app.limits;
+    ws.read_buffer_size(limits.socket_buffer_bytes)
+        .write_buffer_size(limits.socket_buffer_bytes)
+        .max_write_buffer_size(limits.socket_buffer_bytes + 2 * limits.max_frame_bytes)
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .on_upgrade(move |socket| {
+            let tracker = app.tracker.clone();
+            let connection = async move {
+                session(app, socket).await;
+                drop(slot);
+            };
+            tracker.track_future(connection.instrument(span))
+        })
 }
 
 /// The client a load balancer names: the last address of `X-Forwarded-For`, the one the
@@ -136,11 +171,12 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// Serves until `shutdown` completes, then stops accepting, closes every connection with a
-/// close frame, waits for them (up to the configured grace) and flushes the store.
+/// close frame, waits for them (up to `grace`) and flushes the store. The background tasks
+/// were started with the service (`crate::start`) and end with the same shutdown.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
-    config: &ServeConfig,
+    grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let token = app.shutdown.clone();
@@ -148,23 +184,6 @@ pub async fn serve(
         shutdown.await;
         token.cancel();
     });
-    app.tracker.spawn(
-        Dispatcher {
-            store: app.store.clone(),
-            wake: app.desk.outbox.clone(),
-            settings: config.webhooks.clone(),
-            secret_of: webhook_secrets(app.clone()),
-            shutdown: app.shutdown.clone(),
-        }
-        .run(),
-    );
-    app.tracker
-        .spawn(escalations(app.clone(), config.escalation_check));
-    app.tracker.spawn(crate::reload::on_hangup(app.clone()));
-    if config.watch_rules {
-        app.tracker
-            .spawn(crate::reload::watch(app.clone(), config.reload_debounce));
-    }
     let served = acceptor::serve_http(
         listener,
         router(app.clone()),
@@ -173,7 +192,7 @@ pub async fn serve(
     )
     .await;
     app.tracker.close();
-    if tokio::time::timeout(config.shutdown_grace, app.tracker.wait())
+    if tokio::time::timeout(grace, app.tracker.wait())
         .await
         .is_err()
     {
@@ -181,33 +200,6 @@ pub async fn serve(
     }
     app.store.close().await;
     served
-}
-
-/// The current secret of a shop's webhook, looked up at delivery time.
-fn webhook_secrets(app: Arc<App>) -> crate::webhook::SecretOf {
-    Arc::new(move |shop: &str, url: &str| {
-        let catalog = app.catalog.load();
-        let shop = catalog.get(shop)?;
-        shop.staff
-            .webhooks
-            .iter()
-            .find(|h| h.url == url)
-            .and_then(|h| h.secret.clone())
-    })
-}
-
-/// Re-announces high-priority cases that waited too long, until shutdown.
-async fn escalations(app: Arc<App>, every: std::time::Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = app.shutdown.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let catalog = app.catalog.load_full();
-        app.desk.escalate_due(&catalog).await;
-    }
 }
 
 #[cfg(test)]

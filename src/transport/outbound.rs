@@ -13,7 +13,8 @@ use futures_util::stream::SplitSink;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::wire::{ErrorCode, ServerFrame};
+use super::rate::RateLimiter;
+use super::wire::{ErrorCode, FrameError, ServerFrame};
 use crate::telemetry::Metrics;
 
 /// How long an ended session lets its writer send what is still queued (the close frame
@@ -89,6 +90,25 @@ impl Outbound {
             .inc();
         let frame = ServerFrame::Error { code, message };
         self.queue(Message::text(frame.to_json())).await
+    }
+
+    /// A client's frame as parsed, if it may be acted on: a mistake, or a frame over the
+    /// client's rate, is answered with its error frame instead and gives `None`.
+    pub async fn admit<T>(
+        &self,
+        parsed: Result<T, FrameError>,
+        limiter: &mut RateLimiter,
+        too_many: &str,
+    ) -> Result<Option<T>, Closed> {
+        let frame = match parsed {
+            Ok(frame) => frame,
+            Err(e) => return self.send_error(e.code, &e.message).await.map(|()| None),
+        };
+        if !limiter.allow() {
+            self.send_error(ErrorCode::RateLimited, too_many).await?;
+            return Ok(None);
+        }
+        Ok(Some(frame))
     }
 
     pub async fn close(&self, code: u16, reason: &str) {

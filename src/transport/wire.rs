@@ -1,7 +1,13 @@
-//! The JSON frames of the wire contract (`shared/protocol.md`). Only `transport` knows them.
+//! The JSON frames of the wire contract (`shared/protocol.md`, `docs/protocol-extensions.md`):
+//! what clients send, parsed and checked, and what the service sends, rendered. Only
+//! `transport` knows them.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::clock::rfc3339;
+use crate::desk::{AgentPush, Presence};
+use crate::store::TranscriptLine;
 
 /// Stable error codes clients branch on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -225,6 +231,139 @@ impl ServerFrame<'_> {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("server frames always serialise")
     }
+}
+
+/// An agent console's frame for a push of the desk.
+pub fn agent_push(push: &AgentPush) -> String {
+    let frame = match push {
+        AgentPush::Hello {
+            agent,
+            name,
+            shop,
+            shop_name,
+            status,
+            agents,
+        } => json!({
+            "type": "hello",
+            "agent": {"id": agent, "name": name},
+            "shop": shop,
+            "shop_name": shop_name,
+            "status": status.as_str(),
+            "agents": agents.iter().map(|a| json!({
+                "id": a.id,
+                "name": a.name,
+                "status": presence(a.status),
+            })).collect::<Vec<_>>(),
+        }),
+        AgentPush::Handoff {
+            handoff,
+            transcript,
+            profile,
+            order_numbers,
+        } => json!({
+            "type": "handoff",
+            "handoff": {
+                "id": handoff.id,
+                "shop": handoff.shop,
+                "conversation": handoff.conversation,
+                "buyer": handoff.buyer,
+                "intent": handoff.intent,
+                "priority": handoff.priority.as_str(),
+                "created_at": rfc3339(handoff.created_at),
+                "status": handoff.status.as_str(),
+                "claimed_by": handoff.claimed_by,
+                "escalated": handoff.escalated,
+                "requeued": handoff.requeued,
+                "order_numbers": order_numbers,
+                "buyer_profile": {
+                    "previous_handoffs": profile.previous_handoffs.iter().map(|h| json!({
+                        "id": h.id,
+                        "intent": h.intent,
+                        "status": h.status.as_str(),
+                        "created_at": rfc3339(h.created_at),
+                    })).collect::<Vec<_>>(),
+                    "notes": profile.notes.iter().map(|n| json!({
+                        "text": n.text,
+                        "agent": n.agent,
+                        "at": rfc3339(n.at),
+                    })).collect::<Vec<_>>(),
+                },
+                "transcript": transcript.iter().map(transcript_line).collect::<Vec<_>>(),
+            }
+        }),
+        AgentPush::Claimed {
+            handoff,
+            conversation,
+            agent,
+            agent_name,
+        } => json!({
+            "type": "claimed",
+            "handoff": handoff,
+            "conversation": conversation,
+            "agent": agent,
+            "agent_name": agent_name,
+        }),
+        AgentPush::Resolved {
+            handoff,
+            conversation,
+        } => json!({"type": "resolved", "handoff": handoff, "conversation": conversation}),
+        AgentPush::BuyerMessage {
+            handoff,
+            conversation,
+            text,
+            at,
+        } => json!({
+            "type": "buyer_message",
+            "handoff": handoff,
+            "conversation": conversation,
+            "text": text,
+            "at": rfc3339(*at),
+        }),
+        AgentPush::Presence {
+            agent,
+            name,
+            status,
+        } => json!({
+            "type": "presence",
+            "agent": agent,
+            "name": name,
+            "status": presence(*status),
+        }),
+        AgentPush::Note {
+            conversation,
+            buyer,
+            text,
+            agent,
+            at,
+        } => json!({
+            "type": "note",
+            "conversation": conversation,
+            "buyer": buyer,
+            "text": text,
+            "agent": agent,
+            "at": rfc3339(*at),
+        }),
+    };
+    frame.to_string()
+}
+
+fn presence(status: Option<Presence>) -> &'static str {
+    status.map_or("offline", Presence::as_str)
+}
+
+fn transcript_line(line: &TranscriptLine) -> Value {
+    let mut value = json!({
+        "from": line.from.as_str(),
+        "text": line.text,
+        "at": rfc3339(line.at),
+    });
+    if let Some(kind) = &line.kind {
+        value["kind"] = json!(kind);
+    }
+    if let Some(agent) = &line.agent {
+        value["agent"] = json!(agent);
+    }
+    value
 }
 
 #[cfg(test)]

@@ -188,9 +188,9 @@ impl TestApp {
             shutdown_grace: Duration::from_secs(5),
             webhooks: setup.webhooks,
             escalation_check: setup.escalation_check,
-            admin_token_sha256: Some(hex::encode(autoresponder::shop::staff::token_hash(
-                ADMIN_TOKEN,
-            ))),
+            admin_token_sha256: Some(autoresponder::config::TokenHash(
+                autoresponder::shop::staff::token_hash(ADMIN_TOKEN),
+            )),
             watch_rules: true,
             reload_debounce: Duration::from_millis(50),
         };

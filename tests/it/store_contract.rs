@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use autoresponder::conversation::ConversationState;
 use autoresponder::intents::HandoffPriority;
+use autoresponder::reply::{Reply, ReplyKind};
 use autoresponder::store::{
-    AgentMessage, Change, ClaimOutcome, Conversation, Exchange, Feed, HandoffStatus, NewHandoff,
-    Note, OutboxEvent, OutgoingMessage, ResolveOutcome, SqliteStore, SqliteTuning, Store,
-    StoreError,
+    AgentMessage, BuyerMessage, Change, ClaimOutcome, Conversation, Exchange, Feed, Handoff,
+    HandoffStatus, Note, OutboxEvent, ResolveOutcome, SqliteStore, SqliteTuning, Store, StoreError,
 };
 use chrono::{DateTime, Utc};
 
@@ -79,15 +79,18 @@ fn exchange(conversation: &Conversation, text: &str, at_: DateTime<Utc>) -> Exch
         conversation: conversation.id.clone(),
         shop: conversation.shop.clone(),
         buyer: conversation.buyer.clone(),
-        buyer_message: Some((text.to_string(), Some("c-1".into()))),
+        buyer_message: Some(BuyerMessage {
+            text: text.to_string(),
+            client_id: Some("c-1".into()),
+        }),
         replies: vec![
-            OutgoingMessage {
-                kind: "away",
+            Reply {
+                kind: ReplyKind::Away,
                 intent: None,
                 text: "稍后回复您".into(),
             },
-            OutgoingMessage {
-                kind: "fallback",
+            Reply {
+                kind: ReplyKind::Fallback,
                 intent: None,
                 text: "让我帮您确认一下".into(),
             },
@@ -101,6 +104,28 @@ fn exchange(conversation: &Conversation, text: &str, at_: DateTime<Utc>) -> Exch
     }
 }
 
+/// A case opened in `conversation` at `NOW`, as the conversation step makes one.
+fn new_case(
+    conversation: &Conversation,
+    id: &str,
+    intent: &str,
+    priority: HandoffPriority,
+) -> Handoff {
+    Handoff {
+        id: id.into(),
+        shop: conversation.shop.clone(),
+        conversation: conversation.id.clone(),
+        buyer: conversation.buyer.clone(),
+        intent: intent.into(),
+        priority,
+        status: HandoffStatus::Queued,
+        created_at: at(NOW),
+        claimed_by: None,
+        escalated: false,
+        requeued: false,
+    }
+}
+
 /// Opens a conversation and records a handoff in it; returns the conversation.
 async fn handed_off(store: &dyn Store, buyer: &str, handoff: &str) -> Conversation {
     let conversation = store
@@ -109,11 +134,12 @@ async fn handed_off(store: &dyn Store, buyer: &str, handoff: &str) -> Conversati
         .unwrap();
     let mut handing_off = exchange(&conversation, "我要投诉", at(NOW));
     handing_off.state.open_handoff = Some(handoff.into());
-    handing_off.handoff = Some(NewHandoff {
-        id: handoff.into(),
-        intent: "complaint".into(),
-        priority: HandoffPriority::High,
-    });
+    handing_off.handoff = Some(new_case(
+        &conversation,
+        handoff,
+        "complaint",
+        HandoffPriority::High,
+    ));
     handing_off.unmatched = None;
     store.record(handing_off).await.unwrap();
     conversation
@@ -212,11 +238,12 @@ async fn an_exchange_for_a_missing_conversation_writes_nothing(backend: &Backend
     for with_handoff in [false, true] {
         let mut lost = exchange(&ghost, "我要退货", at(NOW));
         if with_handoff {
-            lost.handoff = Some(NewHandoff {
-                id: "h-ghost".into(),
-                intent: "return".into(),
-                priority: HandoffPriority::Normal,
-            });
+            lost.handoff = Some(new_case(
+                &ghost,
+                "h-ghost",
+                "return",
+                HandoffPriority::Normal,
+            ));
             lost.events = vec![event("e-ghost")];
         }
         assert!(matches!(
@@ -572,11 +599,12 @@ async fn a_buyer_profile_has_earlier_cases_and_notes(backend: &Backend) {
         store.add_note(note, &conversation.id).await.unwrap();
     }
     let mut second = exchange(&conversation, "又坏了", at(NOW));
-    second.handoff = Some(NewHandoff {
-        id: "h2".into(),
-        intent: "quality".into(),
-        priority: HandoffPriority::Normal,
-    });
+    second.handoff = Some(new_case(
+        &conversation,
+        "h2",
+        "quality",
+        HandoffPriority::Normal,
+    ));
     store.record(second).await.unwrap();
     let profile = store.buyer_profile("default", "b", "h2").await.unwrap();
     let earlier: Vec<(&str, HandoffStatus)> = profile

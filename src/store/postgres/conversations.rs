@@ -10,9 +10,8 @@ use super::{column, notices, query, query_opt, unavailable};
 use crate::conversation::ConversationState;
 use crate::store::stats::StatsWalk;
 use crate::store::{
-    AgentMessage, Change, Conversation, Exchange, Handoff, HandoffStatus, PendingMessage, Sender,
-    ShopStats, StoreError, TranscriptLine, Unmatched, decode_state, encode_state,
-    forget_closed_handoff,
+    AgentMessage, Change, Conversation, Exchange, PendingMessage, Sender, ShopStats, StoreError,
+    TranscriptLine, Unmatched, decode_state, encode_state, forget_closed_handoff,
 };
 
 pub async fn open(
@@ -91,12 +90,12 @@ pub async fn write_exchanges(
         ids.push(conversation);
         states.push(encode_state(&exchange.state)?);
         ats.push(exchange.at);
-        let buyer = exchange
-            .buyer_message
-            .as_ref()
-            .map(|(text, id)| (Sender::Buyer.as_str(), None, None, text, id.as_deref()));
+        let buyer = exchange.buyer_message.as_ref().map(|m| {
+            let id = m.client_id.as_deref();
+            (Sender::Buyer.as_str(), None, None, &m.text, id)
+        });
         let replies = exchange.replies.iter().map(|r| {
-            let kind = Some(r.kind);
+            let kind = Some(r.kind.as_str());
             (
                 Sender::Bot.as_str(),
                 kind,
@@ -196,35 +195,23 @@ pub async fn record(
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
                 &handoff.id,
-                &exchange.shop,
-                &exchange.conversation,
-                &exchange.buyer,
+                &handoff.shop,
+                &handoff.conversation,
+                &handoff.buyer,
                 &handoff.intent,
                 &handoff.priority.as_str(),
-                &exchange.at,
+                &handoff.created_at,
             ],
         )
         .await?;
-        let created = Handoff {
-            id: handoff.id.clone(),
-            shop: exchange.shop.clone(),
-            conversation: exchange.conversation.clone(),
-            buyer: exchange.buyer.clone(),
-            intent: handoff.intent.clone(),
-            priority: handoff.priority,
-            status: HandoffStatus::Queued,
-            created_at: exchange.at,
-            claimed_by: None,
-            escalated: false,
-            requeued: false,
-        };
+        let created = handoff.clone();
         notices::announce(&tx, node, Change::HandoffCreated { handoff: created }).await?;
     }
     let to_agents = match &exchange.buyer_message {
-        Some((text, _)) if exchange.to_agents => Some(Change::BuyerWrote {
+        Some(message) if exchange.to_agents => Some(Change::BuyerWrote {
             shop: exchange.shop.clone(),
             conversation: exchange.conversation.clone(),
-            text: text.clone(),
+            text: message.text.clone(),
             at: exchange.at,
         }),
         _ => None,

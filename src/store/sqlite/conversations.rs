@@ -83,15 +83,15 @@ pub fn record(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .map_err(unavailable)?;
-    if let Some((text, client_id)) = &exchange.buyer_message {
+    if let Some(message) = &exchange.buyer_message {
         insert
             .execute(params![
                 exchange.conversation,
                 Sender::Buyer.as_str(),
                 None::<&str>,
                 None::<&str>,
-                text,
-                client_id,
+                message.text,
+                message.client_id,
                 at
             ])
             .map_err(unavailable)?;
@@ -101,8 +101,8 @@ pub fn record(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
             .execute(params![
                 exchange.conversation,
                 Sender::Bot.as_str(),
-                reply.kind,
-                reply.intent,
+                reply.kind.as_str(),
+                reply.intent.as_deref(),
                 reply.text,
                 None::<&str>,
                 at
@@ -126,12 +126,12 @@ pub fn record(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 handoff.id,
-                exchange.shop,
-                exchange.conversation,
-                exchange.buyer,
+                handoff.shop,
+                handoff.conversation,
+                handoff.buyer,
                 handoff.intent,
                 handoff.priority.as_str(),
-                at
+                format_time(handoff.created_at)
             ],
         )
         .map_err(unavailable)?;

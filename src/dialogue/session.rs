@@ -1,0 +1,248 @@
+//! One buyer's conversation while they are connected: the steps run against the store and the
+//! desk, and what the buyer is to be sent as a result.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::step::{self, Humans, Step};
+use super::texts;
+use crate::desk::{BuyerPush, Desk, Pushes, QueueNotice, Standing};
+use crate::reply::Reply;
+use crate::shop::Shop;
+use crate::store::{BuyerMessage, Conversation, Store, StoreError};
+
+/// Something the buyer is to be sent, before transport renders it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToBuyer {
+    /// The bot's reply.
+    Reply(Reply),
+    /// A human agent's message, stored as number `seq`.
+    AgentMessage {
+        seq: i64,
+        agent_name: String,
+        text: String,
+        at: DateTime<Utc>,
+    },
+    /// Where the buyer's case stands with the humans.
+    Case(CaseUpdate),
+    /// The buyer's message could not be stored: it was not answered, and should be sent
+    /// again.
+    NotSaved,
+}
+
+/// A change in the buyer's case, with what the buyer reads about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseUpdate {
+    Queued { notice: QueueNotice, text: String },
+    Claimed { agent_name: String, text: String },
+    Resolved,
+}
+
+/// One live buyer's conversation. Dropping it detaches the buyer from the desk.
+pub struct BuyerSession {
+    store: Arc<dyn Store>,
+    desk: Arc<Desk>,
+    conversation: Conversation,
+    /// Which desk link this connection is, to detach it.
+    link: u64,
+    /// The highest agent message sent to this buyer, so a repeat push is dropped.
+    delivered_up_to: i64,
+}
+
+impl BuyerSession {
+    /// Opens (or continues) the buyer's conversation and links it to the desk before anything
+    /// is read, so no push between now and then is missed. The pushes arrive in the inbox of
+    /// the returned [`Pushes`].
+    pub async fn open(
+        store: Arc<dyn Store>,
+        desk: Arc<Desk>,
+        shop: &str,
+        buyer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(BuyerSession, Pushes), StoreError> {
+        let conversation = store.open_conversation(shop, buyer, now).await?;
+        let pushes = desk.attach_buyer(&conversation.id);
+        let session = BuyerSession {
+            store,
+            desk,
+            conversation,
+            link: pushes.link,
+            delivered_up_to: 0,
+        };
+        Ok((session, pushes))
+    }
+
+    pub fn conversation_id(&self) -> &str {
+        &self.conversation.id
+    }
+
+    /// What a buyer who just connected is sent: the welcome if one is due, agent messages
+    /// written while they were away, and where their case stands.
+    pub async fn greet(&mut self, shop: &Shop, now: DateTime<Utc>) -> Vec<ToBuyer> {
+        let mut out = Vec::new();
+        if let Some(welcome) = step::welcome(shop, &self.conversation, now) {
+            self.commit(shop, welcome, &mut out).await;
+        }
+        self.catch_up(shop, &mut out).await;
+        out
+    }
+
+    /// Runs a buyer's message: stored, then answered by the bot or passed to the agents.
+    pub async fn buyer_wrote(
+        &mut self,
+        shop: &Shop,
+        message: BuyerMessage,
+        now: DateTime<Utc>,
+    ) -> Vec<ToBuyer> {
+        let humans = match &self.conversation.state.open_handoff {
+            Some(handoff) => {
+                let open = self
+                    .desk
+                    .open_case(shop, &self.conversation.id, handoff)
+                    .await;
+                open.map_or_else(|| Humans::Bot(self.desk.staffing(shop)), |_| Humans::Case)
+            }
+            None => Humans::Bot(self.desk.staffing(shop)),
+        };
+        let step = step::buyer_wrote(shop, &self.conversation, message, humans, now);
+        let mut out = Vec::with_capacity(step.after.replies.len() + 1);
+        self.commit(shop, step, &mut out).await;
+        out
+    }
+
+    /// Something happened outside this conversation's loop: an agent wrote, the queue moved.
+    pub async fn on_push(&mut self, shop: &Shop, push: BuyerPush) -> Vec<ToBuyer> {
+        let mut out = Vec::new();
+        match push {
+            BuyerPush::AgentMessage {
+                seq,
+                agent_name,
+                text,
+                at,
+            } => self.agent_message(seq, agent_name, text, at, &mut out),
+            BuyerPush::Queued(notice) => out.push(queued(notice)),
+            BuyerPush::Claimed { agent_name } => out.push(claimed(agent_name)),
+            BuyerPush::Resolved { handoff } => {
+                let state = &mut self.conversation.state;
+                if state.open_handoff.as_deref() == Some(handoff.as_str()) {
+                    state.open_handoff = None;
+                }
+                out.push(ToBuyer::Case(CaseUpdate::Resolved));
+            }
+            BuyerPush::Recheck => self.catch_up(shop, &mut out).await,
+        }
+        out
+    }
+
+    /// Records that agent messages were handed to the buyer's socket. At least once: if this
+    /// is lost, the buyer gets them again on reconnect.
+    pub async fn delivered(&self, seqs: Vec<i64>) {
+        if seqs.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.mark_delivered(seqs).await {
+            tracing::warn!(error = %e, "cannot mark an agent reply as delivered");
+        }
+    }
+
+    /// Stores a step, then says what follows; if storing fails the buyer is told to send
+    /// again and the conversation stays as it was.
+    async fn commit(&mut self, shop: &Shop, step: Step, out: &mut Vec<ToBuyer>) {
+        let Step { exchange, after } = step;
+        let at = exchange.at;
+        if let Err(e) = self.store.record(exchange).await {
+            tracing::error!(error = %e, "cannot store a message");
+            out.push(ToBuyer::NotSaved);
+            return;
+        }
+        self.conversation.state = after.state;
+        out.extend(after.replies.into_iter().map(ToBuyer::Reply));
+        if let Some(handoff) = after.handoff {
+            // The buyer was told; now the agents hear, and the buyer learns their place.
+            let notice = self.desk.handoff_committed(shop, handoff).await;
+            out.push(queued(notice));
+        }
+        if let Some(text) = after.to_agents {
+            let standing = self
+                .desk
+                .buyer_wrote(shop, &self.conversation.id, &text, at);
+            if let Some(Standing::Queued { ahead }) = standing {
+                out.push(queued(self.desk.notice(shop, ahead)));
+            }
+        }
+    }
+
+    /// Sends what waited for the buyer in the store: agent messages not yet delivered, and
+    /// where their case stands.
+    async fn catch_up(&mut self, shop: &Shop, out: &mut Vec<ToBuyer>) {
+        match self.store.pending_messages(&self.conversation.id).await {
+            Ok(pending) => {
+                for message in pending {
+                    self.agent_message(
+                        message.seq,
+                        message.agent_name,
+                        message.text,
+                        message.at,
+                        out,
+                    );
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot load agent replies for a buyer"),
+        }
+        let Some(handoff) = self.conversation.state.open_handoff.clone() else {
+            return;
+        };
+        let standing = self
+            .desk
+            .open_case(shop, &self.conversation.id, &handoff)
+            .await;
+        match standing {
+            Some(Standing::Queued { ahead }) => out.push(queued(self.desk.notice(shop, ahead))),
+            Some(Standing::Claimed { agent }) => {
+                let name = shop
+                    .staff
+                    .agent(&agent)
+                    .map_or(agent.as_str(), |a| a.name.as_str());
+                out.push(claimed(name.to_string()));
+            }
+            None => {}
+        }
+    }
+
+    fn agent_message(
+        &mut self,
+        seq: i64,
+        agent_name: String,
+        text: String,
+        at: DateTime<Utc>,
+        out: &mut Vec<ToBuyer>,
+    ) {
+        if seq <= self.delivered_up_to {
+            return;
+        }
+        self.delivered_up_to = seq;
+        out.push(ToBuyer::AgentMessage {
+            seq,
+            agent_name,
+            text,
+            at,
+        });
+    }
+}
+
+impl Drop for BuyerSession {
+    fn drop(&mut self) {
+        self.desk.detach_buyer(&self.conversation.id, self.link);
+    }
+}
+
+fn queued(notice: QueueNotice) -> ToBuyer {
+    let text = texts::queued(notice);
+    ToBuyer::Case(CaseUpdate::Queued { notice, text })
+}
+
+fn claimed(agent_name: String) -> ToBuyer {
+    let text = texts::claimed(&agent_name);
+    ToBuyer::Case(CaseUpdate::Claimed { agent_name, text })
+}

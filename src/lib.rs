@@ -18,6 +18,7 @@ pub mod responder;
 pub mod shop;
 pub mod store;
 pub mod telemetry;
+pub mod template;
 pub mod transport;
 pub mod webhook;
 

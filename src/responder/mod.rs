@@ -15,8 +15,8 @@ pub use crate::desk::Staffing;
 use crate::faq::FaqRule;
 use crate::intents::HandoffPriority;
 use crate::shop::schedule::Duty;
-use crate::shop::template::{Template, Variants};
 use crate::shop::{Action, Shop, TemplateName};
+use crate::template::{Template, Variants};
 use vars::Vars;
 
 /// At most this many intents are answered for one message; more reads as spam.

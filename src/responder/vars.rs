@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use crate::shop::Shop;
 use crate::shop::schedule::Duty;
 use crate::shop::shipping::Region;
-use crate::shop::template::{Var, VarSource};
+use crate::template::{Var, VarSource};
 
 pub struct Vars<'a> {
     shop: &'a Shop,

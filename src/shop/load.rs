@@ -15,13 +15,13 @@ use super::files::{
 use super::schedule::{MinuteRange, Peak, Schedule};
 use super::shipping::{Region, Shipping};
 use super::staff::{STAFF_FILE, Staff, staff_from_text};
-use super::template::{Template, Validity, Variants};
 use super::widget::WidgetRules;
 use super::{Action, Ladder, Shop, TemplateName, Templates};
 use crate::faq::{FaqEntry, FaqIndex, FaqRule, load_entries};
 use crate::intents::complaints::{ComplaintLexicon, LexiconSpec, TermSpec};
 use crate::intents::{HandoffPriority, IntentSet, IntentSpec};
 use crate::normalize::{Synonyms, canonical, normalize};
+use crate::template::{Template, Validity, Variants};
 
 const SHOP_FILE: &str = "shop.toml";
 const COMPLAINTS_FILE: &str = "complaints.toml";
@@ -702,7 +702,7 @@ impl Context<'_> {
             .chain(&dispatch_next)
             .flat_map(|v| v.iter())
         {
-            if template.uses(super::template::Var::Dispatch) {
+            if template.uses(crate::template::Var::Dispatch) {
                 self.errors
                     .push(src.error("the dispatch sentences cannot contain {dispatch} themselves"));
             }

@@ -12,7 +12,6 @@ mod load;
 pub mod schedule;
 pub mod shipping;
 pub mod staff;
-pub mod template;
 pub mod widget;
 
 use std::collections::BTreeMap;
@@ -26,9 +25,9 @@ use crate::faq::FaqIndex;
 use crate::intents::IntentSet;
 use crate::intents::complaints::ComplaintLexicon;
 use crate::normalize::{Synonyms, canonical};
+use crate::template::Variants;
 use schedule::Schedule;
 use shipping::Shipping;
-use template::Variants;
 
 /// The shop-wide replies that are not tied to an intent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

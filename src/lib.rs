@@ -16,6 +16,7 @@ pub mod normalize;
 pub mod reload;
 pub mod responder;
 pub mod shop;
+pub mod source;
 pub mod store;
 pub mod telemetry;
 pub mod template;

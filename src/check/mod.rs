@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 
 pub use report::{Finding, Location, Report, Rule, Severity};
 
-use crate::shop::{FaqSource, LoadError, load_shop};
+use crate::shop::{FaqSource, load_shop};
+use crate::source::LoadError;
 use sources::ShopSources;
 
 /// Checks every shop of `intents` (folders with a `shop.toml`) with its FAQ from

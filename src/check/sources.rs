@@ -12,8 +12,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::report::Location;
-use crate::shop::files_with_extensions;
 use crate::shop::staff::STAFF_FILE;
+use crate::source::files_with_extensions;
 
 /// Files of a shop folder that are not intent files (the loader skips the same ones).
 const NOT_INTENT_FILES: [&str; 4] = ["shop.toml", "complaints.toml", "synonyms.toml", STAFF_FILE];

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::shop::{LoadError, SourceFile, files_with_extensions, read_source};
+use crate::source::{LoadError, SourceFile, files_with_extensions, read_source};
 
 /// One entry as written, before its answer is parsed and its texts normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,6 @@ use chrono::{DateTime, Weekday};
 use chrono_tz::Tz;
 
 use super::calendar::{Calendar, DateSpan};
-use super::error::{LoadError, SourceFile, files_with_extensions, read_source};
 use super::files::{
     ComplaintsFile, FaqRuleFile, IntentsFile, RawReply, ReplyFile, ShopFile, SynonymsFile, Text,
     WidgetFile,
@@ -21,6 +20,7 @@ use crate::faq::{FaqEntry, FaqIndex, FaqRule, load_entries};
 use crate::intents::complaints::{ComplaintLexicon, LexiconSpec, TermSpec};
 use crate::intents::{HandoffPriority, IntentSet, IntentSpec};
 use crate::normalize::{Synonyms, canonical, normalize};
+use crate::source::{LoadError, SourceFile, files_with_extensions, read_source};
 use crate::template::{Template, Validity, Variants};
 
 const SHOP_FILE: &str = "shop.toml";

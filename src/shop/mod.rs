@@ -6,7 +6,6 @@
 //! mistake with file and line. A loaded `Shop` is immutable and shared behind an `Arc`.
 
 pub mod calendar;
-mod error;
 mod files;
 mod load;
 pub mod schedule;
@@ -18,13 +17,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use error::{LoadError, LoadErrors, SourceFile, files_with_extensions, read_source};
 pub use load::{FaqSource, ShopTexts, load_shop, load_shop_texts};
 
 use crate::faq::FaqIndex;
 use crate::intents::IntentSet;
 use crate::intents::complaints::ComplaintLexicon;
 use crate::normalize::{Synonyms, canonical};
+use crate::source::{LoadError, LoadErrors};
 use crate::template::Variants;
 use schedule::Schedule;
 use shipping::Shipping;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::error::{LoadError, SourceFile, read_source};
+use crate::source::{LoadError, SourceFile, read_source};
 
 pub const STAFF_FILE: &str = "agents.toml";
 

@@ -17,6 +17,7 @@ pub mod reload;
 pub mod responder;
 pub mod shop;
 pub mod source;
+pub mod staffing;
 pub mod store;
 pub mod telemetry;
 pub mod template;

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::conversation::ConversationState;
-pub use crate::desk::Staffing;
 use crate::faq::FaqRule;
 use crate::intents::HandoffPriority;
 use crate::shop::schedule::Duty;
 use crate::shop::{Action, Shop, TemplateName};
+use crate::staffing::Staffing;
 use crate::template::{Template, Variants};
 use vars::Vars;
 

@@ -75,7 +75,7 @@ pub fn load_entries(folder: &Path) -> Result<Vec<EntrySpec>, Vec<LoadError>> {
 pub fn parse_entries(path: &Path, text: &str) -> Result<Vec<EntrySpec>, Vec<LoadError>> {
     let src = SourceFile { path, text };
     if path.extension().is_some_and(|x| x == "toml") {
-        let file = toml::from_str::<TomlFile>(text).map_err(|e| vec![src.toml_error(&e)])?;
+        let file = src.parse_toml::<TomlFile>().map_err(|e| vec![e])?;
         return Ok(file
             .entry
             .into_iter()

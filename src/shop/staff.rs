@@ -155,7 +155,7 @@ pub fn load_staff(folder: &Path) -> Result<Staff, Vec<LoadError>> {
 /// Reads the text of an `agents.toml`; `path` only names the file in errors.
 pub fn staff_from_text(path: &Path, text: &str) -> Result<Staff, Vec<LoadError>> {
     let src = SourceFile { path, text };
-    let file: StaffFile = toml::from_str(text).map_err(|e| vec![src.toml_error(&e)])?;
+    let file: StaffFile = src.parse_toml().map_err(|e| vec![e])?;
     parse(&src, file)
 }
 

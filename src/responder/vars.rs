@@ -29,6 +29,11 @@ impl<'a> Vars<'a> {
         self.now
     }
 
+    /// The buyer's message in canonical form.
+    pub fn normalized(&self) -> &'a str {
+        self.normalized
+    }
+
     /// The shop-local date, for once-a-day notices.
     pub fn local_date(&self) -> chrono::NaiveDate {
         self.local.date_naive()

@@ -7,6 +7,7 @@
 
 pub mod calendar;
 mod files;
+pub mod folder;
 mod load;
 pub mod schedule;
 pub mod shipping;
@@ -25,6 +26,7 @@ use crate::intents::complaints::ComplaintLexicon;
 use crate::normalize::{Synonyms, canonical};
 use crate::source::{LoadError, LoadErrors};
 use crate::template::Variants;
+use folder::shop_folders;
 use schedule::Schedule;
 use shipping::Shipping;
 
@@ -188,25 +190,10 @@ impl Catalog {
         index: Option<&Path>,
         faq_on_disk: Option<&Path>,
     ) -> Result<Catalog, LoadErrors> {
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            LoadErrors(vec![LoadError::whole_file(
-                dir,
-                format!("cannot read the intents folder: {e}"),
-            )])
-        })?;
-        let mut folders: Vec<_> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.join("shop.toml").is_file())
-            .collect();
-        folders.sort();
+        let folders = shop_folders(dir).map_err(|e| LoadErrors(vec![e]))?;
         let mut shops = BTreeMap::new();
         let mut errors = Vec::new();
-        for folder in folders {
-            let id = folder
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+        for (id, folder) in folders {
             let faq_folder = index.map(|i| i.join(&id));
             let source = FaqSource {
                 folder: faq_folder.as_deref(),

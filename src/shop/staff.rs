@@ -10,9 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::folder::STAFF_FILE;
 use crate::source::{LoadError, SourceFile, read_source};
-
-pub const STAFF_FILE: &str = "agents.toml";
 
 /// The events a webhook can receive.
 pub const WEBHOOK_EVENTS: [&str; 4] = [

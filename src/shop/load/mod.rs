@@ -22,14 +22,13 @@ use std::sync::Arc;
 
 use super::Shop;
 use super::files::ShopFile;
-use super::staff::{STAFF_FILE, Staff, staff_from_text};
+use super::folder::{
+    COMPLAINTS_FILE, SHOP_FILE, STAFF_FILE, SYNONYMS_FILE, file_name, intent_files,
+};
+use super::staff::{Staff, staff_from_text};
 use crate::intents::IntentSet;
-use crate::source::{LoadError, SourceFile, files_with_extensions, read_source};
+use crate::source::{LoadError, SourceFile, read_source};
 use context::Context;
-
-const SHOP_FILE: &str = "shop.toml";
-const COMPLAINTS_FILE: &str = "complaints.toml";
-const SYNONYMS_FILE: &str = "synonyms.toml";
 
 /// Where a shop's FAQ comes from and where its index goes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -61,17 +60,9 @@ pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<Lo
     let mut errors = Vec::new();
     let shop = read_source(&folder.join(SHOP_FILE)).map_err(|e| vec![e])?;
     let mut intents = Vec::new();
-    for path in files_with_extensions(folder, &["toml"]).map_err(|e| vec![e])? {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name == SHOP_FILE
-            || name == COMPLAINTS_FILE
-            || name == SYNONYMS_FILE
-            || name == STAFF_FILE
-        {
-            continue;
-        }
+    for path in intent_files(folder).map_err(|e| vec![e])? {
         match read_source(&path) {
-            Ok(text) => intents.push((name.to_string(), text)),
+            Ok(text) => intents.push((file_name(&path).to_string(), text)),
             Err(e) => errors.push(e),
         }
     }

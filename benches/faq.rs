@@ -15,7 +15,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use autoresponder::faq::{FaqEntry, FaqIndex, FaqRule};
 use autoresponder::normalize::normalize;
 use autoresponder::shop::Catalog;
-use autoresponder::shop::template::Template;
+use autoresponder::template::Template;
 
 #[path = "support/words.rs"]
 mod words;

@@ -11,8 +11,8 @@ use autoresponder::conversation::ConversationState;
 use autoresponder::faq::parse_entries;
 use autoresponder::normalize::normalize;
 use autoresponder::responder;
-use autoresponder::shop::template::Template;
 use autoresponder::shop::{FaqSource, ShopTexts, load_shop_texts};
+use autoresponder::template::Template;
 use autoresponder::transport::wire::{
     AgentFrame, BuyerFrame, parse_agent_frame, parse_buyer_frame,
 };

@@ -20,9 +20,11 @@ use rustyline::error::ReadlineError;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::conversation::ConversationState;
-use crate::responder::{self, Reply, ReplyKind, Staffing};
+use crate::reply::{Reply, ReplyKind};
+use crate::responder;
 use crate::shop::schedule::Duty;
 use crate::shop::{Catalog, Shop};
+use crate::staffing::Staffing;
 
 /// Printed for every buyer line while a handoff is open.
 pub const SILENT: &str =

@@ -18,8 +18,11 @@ pub mod reload;
 pub mod reply;
 pub mod responder;
 pub mod shop;
+pub mod source;
+pub mod staffing;
 pub mod store;
 pub mod telemetry;
+pub mod template;
 pub mod transport;
 pub mod webhook;
 

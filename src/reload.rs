@@ -36,7 +36,7 @@ pub struct RuleSources {
 
 impl RuleSources {
     /// Loads every shop, for load number `generation`. Blocking: call it off the runtime.
-    pub fn load(&self, generation: u64) -> Result<Catalog, crate::shop::LoadErrors> {
+    pub fn load(&self, generation: u64) -> Result<Catalog, crate::source::LoadErrors> {
         let on_disk = self
             .faq_on_disk
             .as_ref()

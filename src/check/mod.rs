@@ -17,11 +17,13 @@ mod sources;
 mod style;
 mod validity;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use report::{Finding, Location, Report, Rule, Severity};
 
-use crate::shop::{FaqSource, LoadError, load_shop};
+use crate::shop::folder::shop_folders;
+use crate::shop::{FaqSource, load_shop};
+use crate::source::LoadError;
 use sources::ShopSources;
 
 /// Checks every shop of `intents` (folders with a `shop.toml`) with its FAQ from
@@ -41,11 +43,7 @@ pub fn check(intents: &Path, index: &Path) -> Report {
             "no shop found: expected folders like intents/default/shop.toml",
         )));
     }
-    for folder in folders {
-        let id = folder
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (id, folder) in folders {
         let faq_folder = index.join(&id);
         let sources = ShopSources::read(&folder, Some(&faq_folder));
         style::check(&sources, &mut report);
@@ -69,20 +67,6 @@ pub fn check(intents: &Path, index: &Path) -> Report {
     }
     report.sort();
     report
-}
-
-/// The shop folders of `intents`, sorted, as the catalogue finds them.
-fn shop_folders(intents: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let entries = std::fs::read_dir(intents).map_err(|e| {
-        LoadError::whole_file(intents, format!("cannot read the intents folder: {e}"))
-    })?;
-    let mut folders: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.join("shop.toml").is_file())
-        .collect();
-    folders.sort();
-    Ok(folders)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::shop::LoadError;
+use crate::source::LoadError;
 
 /// How bad a finding is: errors keep the shop from loading, warnings are what buyers would
 /// notice.

@@ -12,11 +12,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::report::Location;
-use crate::shop::files_with_extensions;
-use crate::shop::staff::STAFF_FILE;
-
-/// Files of a shop folder that are not intent files (the loader skips the same ones).
-const NOT_INTENT_FILES: [&str; 4] = ["shop.toml", "complaints.toml", "synonyms.toml", STAFF_FILE];
+use crate::shop::folder::{SHOP_FILE, intent_files};
+use crate::source::files_with_extensions;
 
 /// One file as read from disk.
 #[derive(Debug)]
@@ -117,15 +114,11 @@ impl ShopSources {
     /// `index/<shop>/`). Unreadable or broken files are skipped: the loader reports them.
     pub fn read(intents_folder: &Path, faq_folder: Option<&Path>) -> ShopSources {
         let mut sources = ShopSources::default();
-        let shop_file = intents_folder.join("shop.toml");
+        let shop_file = intents_folder.join(SHOP_FILE);
         if let Some(file) = sources.add_file(&shop_file) {
             sources.read_shop_file(file);
         }
-        for path in files_with_extensions(intents_folder, &["toml"]).unwrap_or_default() {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if NOT_INTENT_FILES.contains(&name) {
-                continue;
-            }
+        for path in intent_files(intents_folder).unwrap_or_default() {
             if let Some(file) = sources.add_file(&path) {
                 sources.read_intent_file(file);
             }

@@ -24,6 +24,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::clock::SharedClock;
 use crate::shop::{Catalog, Shop};
+use crate::staffing::Staffing;
 use crate::store::{Handoff, Store, StoreError};
 use crate::telemetry::Metrics;
 pub use agents::Console;
@@ -71,15 +72,6 @@ impl QueueSummary {
             agents_online: queue.presence_counts().0,
         }
     }
-}
-
-/// What the humans' side means for the bot's away and busy notices.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Staffing {
-    /// The shop has agents but none is at the desk.
-    pub unstaffed: bool,
-    /// Agents are there but the queue per available agent is over the shop's limit.
-    pub overloaded: bool,
 }
 
 /// Why an agent's request was refused.

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 
 use crate::conversation::ConversationState;
 use crate::reply::Reply;
-use crate::responder::Staffing;
 use crate::responder::{self, HandoffRequest};
 use crate::shop::Shop;
+use crate::staffing::Staffing;
 use crate::store::{BuyerMessage, Conversation, Exchange, Handoff, HandoffStatus};
 use crate::webhook;
 

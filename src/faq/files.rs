@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::shop::{LoadError, SourceFile, files_with_extensions, read_source};
+use crate::source::{LoadError, SourceFile, files_with_extensions, read_source};
 
 /// One entry as written, before its answer is parsed and its texts normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,7 +75,7 @@ pub fn load_entries(folder: &Path) -> Result<Vec<EntrySpec>, Vec<LoadError>> {
 pub fn parse_entries(path: &Path, text: &str) -> Result<Vec<EntrySpec>, Vec<LoadError>> {
     let src = SourceFile { path, text };
     if path.extension().is_some_and(|x| x == "toml") {
-        let file = toml::from_str::<TomlFile>(text).map_err(|e| vec![src.toml_error(&e)])?;
+        let file = src.parse_toml::<TomlFile>().map_err(|e| vec![e])?;
         return Ok(file
             .entry
             .into_iter()

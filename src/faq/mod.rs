@@ -32,7 +32,7 @@ pub use tokenize::warm_up;
 use tokenize::{ChineseTokenizer, Segmentation, bigrams, words};
 
 use crate::normalize::looks_like_question;
-use crate::shop::template::Template;
+use crate::template::Template;
 
 const WORDS_TOKENIZER: &str = "zh_words";
 const BIGRAMS_TOKENIZER: &str = "zh_bigrams";

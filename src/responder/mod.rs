@@ -11,13 +11,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::conversation::ConversationState;
-pub use crate::desk::Staffing;
 use crate::faq::FaqRule;
 use crate::intents::HandoffPriority;
-pub use crate::reply::{Reply, ReplyKind};
+use crate::reply::{Reply, ReplyKind};
 use crate::shop::schedule::Duty;
-use crate::shop::template::{Template, Variants};
 use crate::shop::{Action, Shop, TemplateName};
+use crate::staffing::Staffing;
+use crate::template::{Template, Variants};
 use vars::Vars;
 
 /// At most this many intents are answered for one message; more reads as spam.
@@ -198,11 +198,37 @@ pub fn respond_staffed(
     let normalized = shop.canonical(text);
     let decision = decide_at(shop, &normalized, now);
     let vars = Vars::new(shop, now, &normalized);
-    let mut replies = Vec::with_capacity(2);
-
-    let duty = shop.schedule.duty_at(now);
     let handing_off = matches!(decision, Decision::Handoff(_));
+    let duty = duty_notice(shop, state, now, staffing, handing_off, &vars);
+    let mut replies = Vec::with_capacity(2);
+    if let Some((template, kind)) = duty.notice {
+        replies.push(template_reply(state, shop, template, kind, &vars));
+    }
+    render_decision(shop, state, decision, duty.away, &vars, replies)
+}
+
+/// What the duty state means for one message.
+struct DutyNotice {
+    /// The shop counts as away (out of hours, or nobody at the desk): a handoff says so.
+    away: bool,
+    /// The away or busy notice to send before the answer, if one is due.
+    notice: Option<(TemplateName, ReplyKind)>,
+}
+
+/// Decides whether an away or busy notice is due: each is sent once per period (until the
+/// shop opens, a day while nobody is at the desk or the queue is long, a peak), and the
+/// period told is recorded in `state`.
+fn duty_notice(
+    shop: &Shop,
+    state: &mut ConversationState,
+    now: DateTime<Utc>,
+    staffing: Staffing,
+    handing_off: bool,
+    vars: &Vars,
+) -> DutyNotice {
+    let duty = shop.schedule.duty_at(now);
     let away = matches!(duty, Duty::Away { .. }) || staffing.unstaffed;
+    let mut notice = None;
     if away {
         // Out of hours the period ends when the shop opens; in hours with nobody at the desk
         // the buyer is told once a day.
@@ -220,41 +246,35 @@ pub fn respond_staffed(
             state.away_period = Some(period);
             // A handoff while away gets its own notice that says the same and more.
             if !handing_off {
-                replies.push(template_reply(
-                    state,
-                    shop,
-                    template,
-                    ReplyKind::Away,
-                    &vars,
-                ));
+                notice = Some((template, ReplyKind::Away));
             }
         }
     } else if staffing.overloaded && shop.schedule.peak_at(now).is_none() {
         let period = format!("queue@{}", vars.local_date());
         if state.busy_period.as_deref() != Some(period.as_str()) {
             state.busy_period = Some(period);
-            replies.push(template_reply(
-                state,
-                shop,
-                TemplateName::BusyQueue,
-                ReplyKind::Busy,
-                &vars,
-            ));
+            notice = Some((TemplateName::BusyQueue, ReplyKind::Busy));
         }
     } else if let Some(peak) = shop.schedule.peak_at(now) {
         let period = format!("{}@{}", peak.name, peak.start.to_rfc3339());
         if state.busy_period.as_deref() != Some(period.as_str()) {
             state.busy_period = Some(period);
-            replies.push(template_reply(
-                state,
-                shop,
-                TemplateName::Busy,
-                ReplyKind::Busy,
-                &vars,
-            ));
+            notice = Some((TemplateName::Busy, ReplyKind::Busy));
         }
     }
+    DutyNotice { away, notice }
+}
 
+/// Renders the decision into replies after the `replies` already there (the duty notice);
+/// `away` picks the handoff's away wording.
+fn render_decision(
+    shop: &Shop,
+    state: &mut ConversationState,
+    decision: Decision,
+    away: bool,
+    vars: &Vars,
+    mut replies: Vec<Reply>,
+) -> Response {
     let mut handoff = None;
     let mut unmatched = None;
     match decision {
@@ -271,7 +291,7 @@ pub fn respond_staffed(
                 (Some(own), false) => (&*spec.name, own),
                 (None, false) => (TemplateName::Handoff.name(), &shop.templates.handoff),
             };
-            let text = render_next(state, key, variants, &vars);
+            let text = render_next(state, key, variants, vars);
             replies.push(Reply {
                 kind: ReplyKind::Handoff,
                 intent: Some(spec.name.clone()),
@@ -297,23 +317,23 @@ pub fn respond_staffed(
                         replies.push(Reply {
                             kind: ReplyKind::Faq,
                             intent: Some(entry.id.clone()),
-                            text: entry.answer.render(&vars),
+                            text: entry.answer.render(vars),
                         });
                         continue;
                     }
                 };
                 let spec = shop.intents.intent(index);
                 let text = match &shop.actions[index] {
-                    Action::Answer(variants) => render_next(state, &spec.name, variants, &vars),
+                    Action::Answer(variants) => render_next(state, &spec.name, variants, vars),
                     Action::Template(name) => {
-                        render_next(state, name.name(), shop.templates.get(*name), &vars)
+                        render_next(state, name.name(), shop.templates.get(*name), vars)
                     }
                     Action::Ladder => {
                         let last = shop.ladder.steps.len() - 1;
                         let step = state.bargain_step.min(last);
                         state.bargain_step = (step + 1).min(last);
                         let key = format!("bargain#{step}");
-                        render_next(state, &key, &shop.ladder.steps[step], &vars)
+                        render_next(state, &key, &shop.ladder.steps[step], vars)
                     }
                     Action::Handoff(_) => unreachable!("handoff intents never reach answers"),
                 };
@@ -330,9 +350,9 @@ pub fn respond_staffed(
                 shop,
                 TemplateName::Fallback,
                 ReplyKind::Fallback,
-                &vars,
+                vars,
             ));
-            unmatched = Some(normalized.clone());
+            unmatched = Some(vars.normalized().to_string());
         }
     }
     Response {

@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use crate::shop::Shop;
 use crate::shop::schedule::Duty;
 use crate::shop::shipping::Region;
-use crate::shop::template::{Var, VarSource};
+use crate::template::{Var, VarSource};
 
 pub struct Vars<'a> {
     shop: &'a Shop,
@@ -27,6 +27,11 @@ impl<'a> Vars<'a> {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.now
+    }
+
+    /// The buyer's message in canonical form.
+    pub fn normalized(&self) -> &'a str {
+        self.normalized
     }
 
     /// The shop-local date, for once-a-day notices.

@@ -6,29 +6,29 @@
 //! mistake with file and line. A loaded `Shop` is immutable and shared behind an `Arc`.
 
 pub mod calendar;
-mod error;
 mod files;
+pub mod folder;
 mod load;
 pub mod schedule;
 pub mod shipping;
 pub mod staff;
-pub mod template;
 pub mod widget;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use error::{LoadError, LoadErrors, SourceFile, files_with_extensions, read_source};
 pub use load::{FaqSource, ShopTexts, load_shop, load_shop_texts};
 
 use crate::faq::FaqIndex;
 use crate::intents::IntentSet;
 use crate::intents::complaints::ComplaintLexicon;
 use crate::normalize::{Synonyms, canonical};
+use crate::source::{LoadError, LoadErrors};
+use crate::template::Variants;
+use folder::shop_folders;
 use schedule::Schedule;
 use shipping::Shipping;
-use template::Variants;
 
 /// The shop-wide replies that are not tied to an intent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,25 +190,10 @@ impl Catalog {
         index: Option<&Path>,
         faq_on_disk: Option<&Path>,
     ) -> Result<Catalog, LoadErrors> {
-        let entries = std::fs::read_dir(dir).map_err(|e| {
-            LoadErrors(vec![LoadError::whole_file(
-                dir,
-                format!("cannot read the intents folder: {e}"),
-            )])
-        })?;
-        let mut folders: Vec<_> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.join("shop.toml").is_file())
-            .collect();
-        folders.sort();
+        let folders = shop_folders(dir).map_err(|e| LoadErrors(vec![e]))?;
         let mut shops = BTreeMap::new();
         let mut errors = Vec::new();
-        for folder in folders {
-            let id = folder
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+        for (id, folder) in folders {
             let faq_folder = index.map(|i| i.join(&id));
             let source = FaqSource {
                 folder: faq_folder.as_deref(),

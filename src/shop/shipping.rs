@@ -11,7 +11,7 @@ use chrono_tz::Tz;
 
 use super::calendar::{Calendar, days_from};
 use super::schedule::LOOKAHEAD_DAYS;
-use super::template::Variants;
+use crate::template::Variants;
 
 #[derive(Debug, Clone)]
 pub struct Region {
@@ -119,7 +119,7 @@ mod tests {
 
     use super::*;
     use crate::shop::calendar::DateSpan;
-    use crate::shop::template::Template;
+    use crate::template::Template;
 
     /// Ships Monday to Saturday before 16:00, with National Day 2026 in the calendar.
     fn shipping() -> Shipping {

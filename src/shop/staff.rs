@@ -10,9 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::error::{LoadError, SourceFile, read_source};
-
-pub const STAFF_FILE: &str = "agents.toml";
+use super::folder::STAFF_FILE;
+use crate::source::{LoadError, SourceFile, read_source};
 
 /// The events a webhook can receive.
 pub const WEBHOOK_EVENTS: [&str; 4] = [
@@ -155,7 +154,7 @@ pub fn load_staff(folder: &Path) -> Result<Staff, Vec<LoadError>> {
 /// Reads the text of an `agents.toml`; `path` only names the file in errors.
 pub fn staff_from_text(path: &Path, text: &str) -> Result<Staff, Vec<LoadError>> {
     let src = SourceFile { path, text };
-    let file: StaffFile = toml::from_str(text).map_err(|e| vec![src.toml_error(&e)])?;
+    let file: StaffFile = src.parse_toml().map_err(|e| vec![e])?;
     parse(&src, file)
 }
 

@@ -114,6 +114,11 @@ impl SourceFile<'_> {
         line_and_column(self.text, offset).0
     }
 
+    /// Parses the file as TOML; a mistake of syntax or type names its line and column.
+    pub fn parse_toml<T: serde::de::DeserializeOwned>(&self) -> Result<T, LoadError> {
+        toml::from_str(self.text).map_err(|e| self.toml_error(&e))
+    }
+
     pub fn toml_error(&self, error: &toml::de::Error) -> LoadError {
         let message = error.message().trim().to_string();
         match error.span() {

@@ -1,0 +1,160 @@
+//! The intent files (`presale.toml`, `aftersale.toml` …): each `[[intent]]` checked (name,
+//! keywords, exclusions, handoff, what it answers with) into an [`IntentSpec`] for the
+//! keyword automaton and the [`Action`] the responder takes when it matches.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::context::Context;
+use crate::intents::{HandoffPriority, IntentSpec};
+use crate::shop::files::{IntentFile, IntentsFile};
+use crate::shop::{Action, TemplateName};
+use crate::source::SourceFile;
+
+impl Context<'_> {
+    /// The intents of every intent file, in order, and what each does; an intent with a
+    /// mistake is left out (the mistake is recorded).
+    pub(super) fn intent_files(
+        &mut self,
+        files: &[(PathBuf, &String)],
+    ) -> (Vec<IntentSpec>, Vec<Action>) {
+        let mut specs = Vec::new();
+        let mut actions = Vec::new();
+        for (path, text) in files {
+            let src = SourceFile { path, text };
+            let file: IntentsFile = match src.parse_toml() {
+                Ok(f) => f,
+                Err(e) => {
+                    self.errors.push(e);
+                    continue;
+                }
+            };
+            for intent in file.intent {
+                if let Some((spec, action)) = self.intent(&src, intent, &specs) {
+                    specs.push(spec);
+                    actions.push(action);
+                }
+            }
+        }
+        (specs, actions)
+    }
+
+    fn intent(
+        &mut self,
+        src: &SourceFile,
+        intent: IntentFile,
+        earlier: &[IntentSpec],
+    ) -> Option<(IntentSpec, Action)> {
+        let name = intent.name.get_ref().trim().to_string();
+        let at = intent.name.span();
+        let before = self.errors.len();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            self.errors.push(src.error_at(
+                at.clone(),
+                format!("intent name \"{name}\" must be ASCII letters, digits and _"),
+            ));
+        }
+        if earlier.iter().any(|i| *i.name == *name) {
+            self.errors.push(src.error_at(
+                at.clone(),
+                format!("intent \"{name}\" is defined twice in this shop"),
+            ));
+        }
+        if intent.keywords.is_empty() {
+            self.errors.push(src.error_at(
+                at.clone(),
+                format!("intent \"{name}\" has no keywords, so it can never match"),
+            ));
+        }
+        let keywords: Vec<Vec<String>> = intent
+            .keywords
+            .iter()
+            .filter_map(|k| {
+                let parts: Vec<String> =
+                    k.get_ref().split('+').map(|p| self.canonical(p)).collect();
+                if parts.iter().any(String::is_empty) {
+                    self.errors.push(src.error_at(
+                        k.span(),
+                        format!(
+                            "keyword \"{}\" has an empty part once punctuation is removed",
+                            k.get_ref()
+                        ),
+                    ));
+                    None
+                } else {
+                    Some(parts)
+                }
+            })
+            .collect();
+        let exclude = self.normalized_all(src, &intent.exclude);
+        let handoff = intent.handoff.as_ref().and_then(|h| {
+            let priority = HandoffPriority::parse(h.get_ref());
+            if priority.is_none() {
+                self.errors.push(src.error_at(
+                    h.span(),
+                    format!(
+                        "handoff must be \"normal\" or \"high\", found \"{}\"",
+                        h.get_ref()
+                    ),
+                ));
+            }
+            priority
+        });
+        let ways = usize::from(!intent.replies.is_empty())
+            + usize::from(intent.ladder)
+            + usize::from(intent.template.is_some());
+        if ways > 1 {
+            self.errors.push(src.error_at(
+                at.clone(),
+                format!("intent \"{name}\": use only one of replies, ladder and template"),
+            ));
+        }
+        let action = if let Some(template) = &intent.template {
+            match TemplateName::parse(template.get_ref()) {
+                Some(t) => Some(Action::Template(t)),
+                None => {
+                    self.errors.push(src.error_at(
+                        template.span(),
+                        format!("unknown template \"{}\"", template.get_ref()),
+                    ));
+                    None
+                }
+            }
+        } else if intent.ladder {
+            Some(Action::Ladder)
+        } else if intent.handoff.is_some() {
+            if intent.replies.is_empty() {
+                Some(Action::Handoff(None))
+            } else {
+                self.replies(src, &intent.replies)
+                    .map(|v| Action::Handoff(Some(v)))
+            }
+        } else if intent.replies.is_empty() {
+            self.errors.push(src.error_at(
+                at.clone(),
+                format!(
+                    "intent \"{name}\" has no replies; add `replies`, `ladder = true`, `template` or `handoff`"
+                ),
+            ));
+            None
+        } else {
+            self.replies(src, &intent.replies).map(Action::Answer)
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        Some((
+            IntentSpec {
+                name: Arc::from(name.as_str()),
+                keywords,
+                exclude,
+                negatable: intent.negatable.unwrap_or(handoff.is_some()),
+                handoff,
+                priority: intent.priority,
+                yield_to_others: intent.yield_to_others,
+                defer_to_faq: intent.defer_to_faq,
+            },
+            action?,
+        ))
+    }
+}

@@ -1,0 +1,229 @@
+//! Turns one shop folder into a validated [`Shop`]: reads its files (or takes their texts),
+//! lets the module of each file kind validate its part, and assembles the shop only when no
+//! mistake was found in any of them.
+//!
+//! One module per file kind: `hours` (time zone, hours, calendar and peaks of `shop.toml`),
+//! `shipping`, `replies` (its templates and bargaining ladder, and the intents' replies) and
+//! `widget`; `intents` (the intent files), `complaints`, `synonyms` and `faq`; `agents.toml`
+//! is `shop::staff`'s. `context` holds what they all share.
+
+mod complaints;
+mod context;
+mod faq;
+mod hours;
+mod intents;
+mod replies;
+mod shipping;
+mod synonyms;
+mod widget;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::Shop;
+use super::files::ShopFile;
+use super::folder::{
+    COMPLAINTS_FILE, SHOP_FILE, STAFF_FILE, SYNONYMS_FILE, file_name, intent_files,
+};
+use super::staff::{Staff, staff_from_text};
+use crate::intents::IntentSet;
+use crate::source::{LoadError, SourceFile, read_source};
+use context::Context;
+
+/// Where a shop's FAQ comes from and where its index goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FaqSource<'a> {
+    /// `index/<shop>/`; missing or empty means the shop has no FAQ.
+    pub folder: Option<&'a Path>,
+    /// Build the index in files under this folder instead of in RAM.
+    pub on_disk: Option<&'a Path>,
+}
+
+/// A shop's files as text: read from its folder by [`load_shop`], or given directly to
+/// [`load_shop_texts`] (the fuzzer does, without touching the disk).
+#[derive(Debug, Clone, Default)]
+pub struct ShopTexts {
+    /// `shop.toml`.
+    pub shop: String,
+    /// The intent files, each with its file name (`presale.toml`).
+    pub intents: Vec<(String, String)>,
+    /// `complaints.toml`, if the shop has one.
+    pub complaints: Option<String>,
+    /// `synonyms.toml`, if the shop has one.
+    pub synonyms: Option<String>,
+    /// `agents.toml`, if the shop has one.
+    pub agents: Option<String>,
+}
+
+/// Loads the shop `id` from `folder` (and its FAQ from `faq`), or every mistake found.
+pub fn load_shop(id: &str, folder: &Path, faq: FaqSource) -> Result<Shop, Vec<LoadError>> {
+    let mut errors = Vec::new();
+    let shop = read_source(&folder.join(SHOP_FILE)).map_err(|e| vec![e])?;
+    let mut intents = Vec::new();
+    for path in intent_files(folder).map_err(|e| vec![e])? {
+        match read_source(&path) {
+            Ok(text) => intents.push((file_name(&path).to_string(), text)),
+            Err(e) => errors.push(e),
+        }
+    }
+    let optional = |name: &str| -> Result<Option<String>, Vec<LoadError>> {
+        let path = folder.join(name);
+        if path.is_file() {
+            read_source(&path).map(Some).map_err(|e| vec![e])
+        } else {
+            Ok(None)
+        }
+    };
+    let texts = ShopTexts {
+        shop,
+        intents,
+        complaints: optional(COMPLAINTS_FILE)?,
+        synonyms: optional(SYNONYMS_FILE)?,
+        agents: optional(STAFF_FILE)?,
+    };
+    build_shop(id, folder, &texts, faq, errors)
+}
+
+/// Loads the shop `id` from its files' texts (and its FAQ from `faq`), or every mistake
+/// found; `folder` only names the files in errors.
+pub fn load_shop_texts(
+    id: &str,
+    folder: &Path,
+    texts: &ShopTexts,
+    faq: FaqSource,
+) -> Result<Shop, Vec<LoadError>> {
+    build_shop(id, folder, texts, faq, Vec::new())
+}
+
+/// Validates a shop's texts; `errors` holds what was already found reading them.
+fn build_shop(
+    id: &str,
+    folder: &Path,
+    texts: &ShopTexts,
+    faq: FaqSource,
+    mut errors: Vec<LoadError>,
+) -> Result<Shop, Vec<LoadError>> {
+    let shop_path = folder.join(SHOP_FILE);
+    let shop_src = SourceFile {
+        path: &shop_path,
+        text: &texts.shop,
+    };
+    let shop_file: ShopFile = shop_src.parse_toml().map_err(|e| vec![e])?;
+    let intent_files: Vec<(PathBuf, &String)> = texts
+        .intents
+        .iter()
+        .map(|(name, text)| (folder.join(name), text))
+        .collect();
+
+    let synonyms = match &texts.synonyms {
+        Some(text) => Some(
+            synonyms::synonyms_from_text(&folder.join(SYNONYMS_FILE), text).map_err(|e| vec![e])?,
+        ),
+        None => None,
+    };
+
+    let staff = match &texts.agents {
+        None => Some(Staff::default()),
+        Some(text) => match staff_from_text(&folder.join(STAFF_FILE), text) {
+            Ok(staff) => Some(staff),
+            Err(mut e) => {
+                errors.append(&mut e);
+                None
+            }
+        },
+    };
+
+    let mut ctx = Context {
+        errors: &mut errors,
+        synonyms,
+    };
+    let calendar = ctx.calendar(&shop_src, &shop_file.calendar);
+    let schedule = ctx.schedule(&shop_src, &shop_file, &calendar);
+    let shipping = ctx.shipping(&shop_src, &shop_file, calendar);
+    let ladder = ctx.ladder(&shop_src, &shop_file);
+    let templates = ctx.templates(&shop_src, &shop_file);
+    let negators: Vec<String> = ctx.normalized_all(&shop_src, &shop_file.matching.negators);
+    let (specs, actions) = ctx.intent_files(&intent_files);
+    let complaints = texts
+        .complaints
+        .as_ref()
+        .and_then(|text| ctx.complaints_file(&folder.join(COMPLAINTS_FILE), text, &specs));
+    let widget = ctx.widget(&shop_src, &shop_file.widget);
+    let faq_rule = faq::faq_rule(&shop_file.faq);
+    let faq_index = ctx.faq(id, faq, faq_rule);
+    let synonyms = ctx.synonyms;
+
+    let intents = match IntentSet::build(specs, &negators) {
+        Ok(set) => Some(set),
+        Err(e) => {
+            errors.push(shop_src.error(e.to_string()));
+            None
+        }
+    };
+    match (schedule, shipping, ladder, templates, intents, staff) {
+        (
+            Some(schedule),
+            Some(shipping),
+            Some(ladder),
+            Some(templates),
+            Some(intents),
+            Some(staff),
+        ) if errors.is_empty() => Ok(Shop {
+            id: Arc::from(id),
+            name: shop_file.name,
+            agent: shop_file.agent,
+            schedule,
+            shipping,
+            free_shipping_threshold: shop_file.free_shipping.map(|f| f.threshold),
+            ladder,
+            templates,
+            intents,
+            actions,
+            complaints,
+            synonyms,
+            faq: faq_index,
+            staff,
+            widget,
+        }),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shop_loads_from_texts_as_from_its_folder() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
+        let from_folder = load_shop("default", &folder, FaqSource::default()).unwrap();
+        let read = |name: &str| std::fs::read_to_string(folder.join(name)).unwrap();
+        let mut texts = ShopTexts {
+            shop: read(SHOP_FILE),
+            intents: ["aftersale.toml", "presale.toml"]
+                .iter()
+                .map(|name| (name.to_string(), read(name)))
+                .collect(),
+            complaints: Some(read(COMPLAINTS_FILE)),
+            synonyms: Some(read(SYNONYMS_FILE)),
+            agents: Some(read(STAFF_FILE)),
+        };
+        let from_texts = load_shop_texts("default", &folder, &texts, FaqSource::default()).unwrap();
+        assert_eq!(from_texts.actions.len(), from_folder.actions.len());
+        assert_eq!(
+            from_texts.staff.agents.len(),
+            from_folder.staff.agents.len()
+        );
+
+        texts.intents[0]
+            .1
+            .push_str("\n[[intent]]\nname = \"x y\"\n");
+        let errors = load_shop_texts("default", Path::new("shop"), &texts, FaqSource::default())
+            .unwrap_err();
+        assert!(
+            errors[0].to_string().starts_with("shop/aftersale.toml:"),
+            "{}",
+            errors[0]
+        );
+    }
+}

@@ -58,10 +58,11 @@ pub struct TestApp {
     dir: Option<tempfile::TempDir>,
 }
 
-/// The test shop's agents: each one's token is `token-<id>`.
+/// The test shop's agents: each one's token is `token-<id>`. Their grace period is
+/// [`GRACE`].
 pub const TEST_AGENTS: &str = r#"
 queue_per_agent = 2
-grace_seconds = 0.3
+grace_seconds = 20
 escalate_after_seconds = 60
 handle_minutes = 3
 
@@ -75,6 +76,26 @@ id = "lan"
 name = "小兰"
 token_sha256 = "HASH-lan"
 "#;
+
+/// The test shop's grace period (`grace_seconds` of [`TEST_AGENTS`]): far longer than any
+/// test step takes, so it never runs out by itself; a test that needs it to run out moves
+/// tokio's clock past it with [`advance_timers`].
+pub const GRACE: Duration = Duration::from_secs(20);
+
+/// Moves tokio's clock forward by `by` at once: every timer of the test's services (grace
+/// periods, heartbeats, node timeouts, pings…) is `by` closer to its deadline, and the ones
+/// due fire. The clock is paused only for the jump: paused for longer (`start_paused`), tokio
+/// would jump to the next timer whenever every task waits, and here tasks wait on real
+/// sockets, the SQLite writer's thread and PostgreSQL.
+///
+/// Only for `current_thread` tests (the default of `#[tokio::test]`), whose services run on
+/// the test's runtime. Connections count jumps as silence: keep a test's jumps in all under
+/// `Limits::idle_timeout` (75 s by default).
+pub async fn advance_timers(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
 
 /// How a test service is set up.
 pub struct Setup {

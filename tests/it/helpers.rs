@@ -77,10 +77,11 @@ name = "小兰"
 token_sha256 = "HASH-lan"
 "#;
 
-/// The test shop's grace period (`grace_seconds` of [`TEST_AGENTS`]): far longer than any
-/// test step takes, so it never runs out by itself; a test that needs it to run out moves
-/// tokio's clock past it with [`advance_timers`].
+/// The test shop's grace period (`grace_seconds` of [`TEST_AGENTS`]) and the node timeout of
+/// [`Setup`]: far longer than any test step takes, so they never run out by themselves; a
+/// test that needs one to run out moves tokio's clock past it with [`advance_timers`].
 pub const GRACE: Duration = Duration::from_secs(20);
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Moves tokio's clock forward by `by` at once: every timer of the test's services (grace
 /// periods, heartbeats, node timeouts, pings…) is `by` closer to its deadline, and the ones
@@ -114,10 +115,12 @@ impl Default for Setup {
     fn default() -> Self {
         Setup {
             database: None,
-            // Nodes of a test hear of each other's agents well within the test shop's grace.
+            // Nodes of a test never give each other up by themselves, however slow the
+            // machine: a node signals every change of its agents at once (the heartbeat only
+            // mends), and a test that wants a node given up moves the clock past the timeout.
             cluster: ClusterSettings {
-                heartbeat: Duration::from_millis(50),
-                node_timeout: Duration::from_millis(400),
+                heartbeat: Duration::from_secs(1),
+                node_timeout: NODE_TIMEOUT,
                 pool_size: 8,
             },
             limits: Limits::default(),

@@ -1,11 +1,14 @@
 //! Two service nodes sharing one PostgreSQL database, in one test process: a buyer on one
-//! node and the agents on the other talk as if on one machine. (`cluster.rs` runs two real
-//! processes and kills one.)
+//! node and the agents on the other talk as if on one machine; and a node that falls silent.
+//! (`cluster.rs` runs two real processes and kills one.)
 
+use std::time::Duration;
+
+use autoresponder::store::{ClaimOutcome, Store};
 use serde_json::json;
 
 use crate::agents::{complaining_buyer, handoff_for};
-use crate::helpers::{Setup, TestApp, kinds};
+use crate::helpers::{GRACE, NODE_TIMEOUT, Setup, TestApp, advance_timers, kinds};
 use crate::pg::PgDatabase;
 
 /// Two nodes of the staffed test shop on a fresh database.
@@ -236,4 +239,52 @@ async fn a_node_that_lost_the_other_nodes_notices_rebuilds_its_view() {
     handoff_for(&mut mei, &later).await;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_that_falls_silent_loses_its_agents_and_their_cases_return_after_the_grace() {
+    let db = PgDatabase::create().await;
+    let mut a = TestApp::launch(Setup {
+        database: Some(db.database()),
+        ..Setup::staffed("")
+    })
+    .await;
+    a.ready().await;
+    let mut mei = a.agent("mei").await;
+    let (mut buyer, conversation) = complaining_buyer(&a, "orphan", "我要退款").await;
+    let case = handoff_for(&mut mei, &conversation).await;
+    let id = case["handoff"]["id"].as_str().unwrap().to_string();
+
+    // The other node is the test: it says lan has a console open there, and she takes the
+    // case. Then it says nothing more, as a node that died.
+    let other = db.store().await;
+    let lan_there = json!({"agents": [{"shop": "default", "agent": "lan", "consoles": 1,
+        "status": "online", "status_version": 1}]});
+    other.signal(lan_there.to_string()).await.unwrap();
+    let online = mei
+        .until(|f| f["type"] == "presence" && f["agent"] == "lan")
+        .await
+        .0;
+    assert_eq!(online["status"], "online");
+    let claimed = other.claim(&id, "lan", a.clock_now(), vec![]).await;
+    assert!(matches!(claimed, Ok(ClaimOutcome::Claimed(_))), "{claimed:?}");
+    assert_eq!(mei.next_of("claimed").await["agent"], "lan");
+    assert_eq!(buyer.next_of("queue").await["status"], "claimed");
+
+    // Past the node timeout (on tokio's clock, moved by the test) lan is offline here…
+    advance_timers(NODE_TIMEOUT + Duration::from_millis(1)).await;
+    let gone = mei
+        .until(|f| f["type"] == "presence" && f["agent"] == "lan")
+        .await
+        .0;
+    assert_eq!(gone["status"], "offline");
+    // …and past her grace period her case is back in the queue.
+    advance_timers(GRACE).await;
+    let back = handoff_for(&mut mei, &conversation).await;
+    assert_eq!(
+        (&back["handoff"]["status"], &back["handoff"]["requeued"]),
+        (&"queued".into(), &true.into())
+    );
+    assert_eq!(buyer.next_of("queue").await["status"], "queued");
+    a.shutdown().await;
 }

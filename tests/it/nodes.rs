@@ -1,6 +1,7 @@
 //! Two service nodes sharing one PostgreSQL database, in one test process: a buyer on one
-//! node and the agents on the other talk as if on one machine; and a node that falls silent.
-//! (`cluster.rs` runs two real processes and kills one.)
+//! node and the agents on the other talk as if on one machine; a node that falls silent; a
+//! node whose view drifted from the store. (`cluster.rs` runs two real processes and kills
+//! one.)
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use autoresponder::store::{ClaimOutcome, Store};
 use serde_json::json;
 
 use crate::agents::{complaining_buyer, handoff_for};
-use crate::helpers::{GRACE, NODE_TIMEOUT, Setup, TestApp, advance_timers, kinds};
+use crate::helpers::{GRACE, Incoming, NODE_TIMEOUT, Setup, TestApp, advance_timers, kinds};
 use crate::pg::PgDatabase;
 
 /// Two nodes of the staffed test shop on a fresh database.
@@ -286,5 +287,45 @@ async fn a_node_that_falls_silent_loses_its_agents_and_their_cases_return_after_
         (&"queued".into(), &true.into())
     );
     assert_eq!(buyer.next_of("queue").await["status"], "queued");
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_whose_view_differs_from_the_store_twice_in_a_row_rebuilds_it() {
+    let db = PgDatabase::create().await;
+    let mut a = TestApp::launch(Setup {
+        database: Some(db.database()),
+        ..Setup::staffed("")
+    })
+    .await;
+    a.ready().await;
+    let mut mei = a.agent("mei").await;
+    let (_buyer, conversation) = complaining_buyer(&a, "drift", "我要退款").await;
+    handoff_for(&mut mei, &conversation).await;
+    // The case is closed behind the node's back, as by a notice that never came.
+    let closed = db
+        .count(
+            "WITH closed AS (UPDATE handoffs SET status = 'resolved', resolved_at = now()
+             RETURNING id) SELECT count(*) FROM closed",
+        )
+        .await;
+    assert_eq!(closed, 1);
+
+    // The node compares its view with the store every 30 s (`RECONCILE_EVERY`); the same
+    // difference twice in a row rebuilds the view, and its consoles are asked to reconnect.
+    advance_timers(Duration::from_secs(2 * 30)).await;
+    let closed = loop {
+        match mei.next().await {
+            Incoming::Closed(frame) => break frame,
+            Incoming::Frame(_) => continue,
+        }
+    };
+    assert_eq!(closed.map(|c| u16::from(c.code)), Some(1013));
+    // The closed case is gone from the view: the next buyer has nobody ahead.
+    let mut next = a.buyer("after-drift").await;
+    next.until(|f| f["kind"] == "welcome").await;
+    next.ask("我要换货", "1", "handoff").await;
+    let place = next.next_of("queue").await;
+    assert_eq!((&place["status"], &place["ahead"]), (&"queued".into(), &0.into()));
     a.shutdown().await;
 }

@@ -268,7 +268,10 @@ async fn a_node_that_falls_silent_loses_its_agents_and_their_cases_return_after_
         .0;
     assert_eq!(online["status"], "online");
     let claimed = other.claim(&id, "lan", a.clock_now(), vec![]).await;
-    assert!(matches!(claimed, Ok(ClaimOutcome::Claimed(_))), "{claimed:?}");
+    assert!(
+        matches!(claimed, Ok(ClaimOutcome::Claimed(_))),
+        "{claimed:?}"
+    );
     assert_eq!(mei.next_of("claimed").await["agent"], "lan");
     assert_eq!(buyer.next_of("queue").await["status"], "claimed");
 
@@ -326,6 +329,9 @@ async fn a_node_whose_view_differs_from_the_store_twice_in_a_row_rebuilds_it() {
     next.until(|f| f["kind"] == "welcome").await;
     next.ask("我要换货", "1", "handoff").await;
     let place = next.next_of("queue").await;
-    assert_eq!((&place["status"], &place["ahead"]), (&"queued".into(), &0.into()));
+    assert_eq!(
+        (&place["status"], &place["ahead"]),
+        (&"queued".into(), &0.into())
+    );
     a.shutdown().await;
 }

@@ -198,15 +198,23 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("test.db");
         let intents = shops_in(dir.path(), setup.agents.as_deref());
+        let db = setup
+            .database
+            .unwrap_or_else(|| Database::Sqlite(database.clone()));
+        // SQLite: how long a write waits for a lock held by someone else (a test holds one on
+        // purpose). PostgreSQL: how long a node waits to open a connection, which on a loaded
+        // machine can take far longer than 200 ms.
+        let database_busy_timeout = match db {
+            Database::Sqlite(_) => Duration::from_millis(200),
+            Database::Postgres(_) => PATIENCE / 2,
+        };
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             intents: intents.clone(),
             index: repo_path("index"),
             faq_on_disk: None,
-            database: setup
-                .database
-                .unwrap_or_else(|| Database::Sqlite(database.clone())),
-            database_busy_timeout: Duration::from_millis(200),
+            database: db,
+            database_busy_timeout,
             cluster: setup.cluster,
             limits: setup.limits,
             shutdown_grace: Duration::from_secs(5),

@@ -1,6 +1,8 @@
 //! Replays every input the fuzzers (`fuzz/`) ever crashed on, with the same checks, as a
 //! stable test: `tests/fuzz-regressions/<target>/<input>`. A crash found later is added there
-//! with its fix; see `docs/robustness.md`.
+//! with its fix; see `docs/robustness.md`. Each target's folder also holds a few small inputs
+//! at the edges its check looks at (limits, blank texts, broken files), so that no replay
+//! runs on nothing: an empty folder fails the test.
 
 #[path = "../fuzz/checks.rs"]
 mod checks;
@@ -17,6 +19,11 @@ fn replay(target: &str, check: fn(&[u8])) {
         .filter(|path| path.is_file() && path.file_name().is_some_and(|n| n != ".gitkeep"))
         .collect();
     inputs.sort();
+    assert!(
+        !inputs.is_empty(),
+        "{} has no input to replay",
+        folder.display()
+    );
     for input in inputs {
         let data = std::fs::read(&input).unwrap();
         let replayed = std::panic::catch_unwind(|| check(&data));

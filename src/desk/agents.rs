@@ -149,19 +149,32 @@ impl Desk {
         if live.connected() {
             return;
         }
+        let name = live.name.clone();
+        // The grace period starts before anyone hears the agent is offline: whoever saw the
+        // presence frame can count on it running.
+        if queue.holds_anything(agent) {
+            self.start_grace(shop, &mut queue, agent);
+        }
         let frame = Arc::new(AgentPush::Presence {
             agent: agent.to_string(),
-            name: live.name.clone(),
+            name,
             status: None,
         });
         broadcast(&queue, &frame);
         self.refresh(&shop.id, &desk, &queue);
-        if queue.holds_anything(agent) {
-            self.start_grace(shop, &mut queue, agent);
-        }
         self.tell_positions(shop, &desk, &mut queue);
     }
 
+    /// Starts (or restarts) `agent`'s grace period: unless cancelled (the agent is back, here
+    /// or on another node), their cases return to the queue when it runs out.
+    ///
+    /// Desk timers (this one, the heartbeat and node timeout in `cluster.rs`) are plain
+    /// `tokio::time` timers, each with its deadline fixed when it is armed. Tests move tokio's
+    /// clock past a deadline (pause, `advance`, resume: `tests/it/helpers.rs`) instead of
+    /// waiting for it, and a timer armed before the jump fires however late its task is first
+    /// polled. Not `start_paused`: a test service waits on real sockets, the SQLite writer's
+    /// thread and PostgreSQL, and a paused clock jumps to the next timer whenever every task
+    /// is idle, so deadlines would pass at random.
     pub(super) fn start_grace(
         self: &Arc<Self>,
         shop: &Arc<Shop>,
@@ -176,12 +189,13 @@ impl Desk {
         if let Some(old) = live.grace.replace(token.clone()) {
             old.cancel();
         }
+        let deadline = tokio::time::Instant::now() + shop.staff.grace;
         let desk = self.clone();
         let (shop, agent) = (shop.clone(), agent.to_string());
         tokio::spawn(async move {
             tokio::select! {
                 _ = token.cancelled() => {}
-                _ = tokio::time::sleep(shop.staff.grace) => desk.requeue_agent(&shop, &agent).await,
+                _ = tokio::time::sleep_until(deadline) => desk.requeue_agent(&shop, &agent).await,
             }
         });
     }

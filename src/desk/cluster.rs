@@ -81,7 +81,9 @@ impl Desk {
     }
 
     /// Tells the other nodes this node's agents every heartbeat and on every change, and
-    /// notices the nodes that fell silent, until shutdown.
+    /// notices the nodes that fell silent, until shutdown. The heartbeat, the node timeout
+    /// (from when a node was last heard) and the reconcile period are on tokio's clock, which
+    /// tests move past them (see `Desk::start_grace`).
     pub async fn keep_in_touch(
         self: Arc<Self>,
         settings: ClusterSettings,
@@ -278,6 +280,8 @@ impl Desk {
         if changed.is_empty() {
             return;
         }
+        // Grace periods start before the consoles hear who went offline (as in `detach_agent`).
+        self.start_absent_graces(shop, &mut queue);
         for (id, name, status) in &changed {
             let frame = Arc::new(AgentPush::Presence {
                 agent: id.clone(),
@@ -287,7 +291,6 @@ impl Desk {
             super::broadcast(&queue, &frame);
         }
         self.refresh(&shop.id, &desk, &queue);
-        self.start_absent_graces(shop, &mut queue);
         self.tell_positions(shop, &desk, &mut queue);
     }
 

@@ -2,9 +2,11 @@
 //! grace-period requeue, queue positions, replies to an offline buyer, presence-driven
 //! away/busy, and escalation.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
-use crate::helpers::{Client, Setup, TestApp};
+use crate::helpers::{Client, GRACE, Setup, TestApp, advance_timers};
 
 /// A buyer who complains and has read the handoff notice and their place in the queue;
 /// returns the buyer and their conversation id.
@@ -193,13 +195,19 @@ async fn an_agent_who_leaves_loses_their_cases_to_the_queue_after_the_grace_peri
     lan.next_of("claimed").await;
     buyer.next_of("queue").await; // claimed
 
+    // Mei leaves; her grace period is running once the others hear she is offline. Time
+    // moves on tokio's clock only when the test moves it (`TIMING` is room for the real time
+    // the test itself takes).
     drop(mei);
     let offline = lan
         .until(|f| f["type"] == "presence" && f["agent"] == "mei")
         .await
         .0;
     assert_eq!(offline["status"], "offline");
-    // After the grace period (0.3 s in tests) the case is back, and the others hear of it.
+    advance_timers(GRACE - TIMING).await;
+    assert_eq!(still_held(&app, &mut lan, &conversation).await, ["mei"]);
+    // Past the grace period the case is back, and the others hear of it.
+    advance_timers(TIMING).await;
     let back = handoff_for(&mut lan, &conversation).await;
     assert_eq!(back["handoff"]["requeued"], true);
     assert_eq!(back["handoff"]["status"], "queued");
@@ -211,15 +219,36 @@ async fn an_agent_who_leaves_loses_their_cases_to_the_queue_after_the_grace_peri
     let status: Vec<String> = app.query("SELECT status FROM handoffs");
     assert_eq!(status, ["queued"]);
 
-    // An agent who comes back within the grace period keeps their case.
+    // An agent who comes back within the grace period, however late in it, keeps their case,
+    // also once it is over.
     lan.send_json(json!({"type": "claim", "handoff": id})).await;
     lan.next_of("claimed").await;
+    let mut mei = app.agent("mei").await;
     drop(lan);
+    mei.until(|f| f["type"] == "presence" && f["agent"] == "lan" && f["status"] == "offline")
+        .await;
+    advance_timers(GRACE - TIMING).await;
     let mut lan = app.agent("lan").await;
     let restored = handoff_for(&mut lan, &conversation).await;
     assert_eq!(restored["handoff"]["status"], "claimed");
     assert_eq!(restored["handoff"]["claimed_by"], "lan");
+    advance_timers(TIMING).await;
+    assert_eq!(still_held(&app, &mut lan, &conversation).await, ["lan"]);
     app.shutdown().await;
+}
+
+/// Room left in a jump of tokio's clock for the real time a test takes between a timer's
+/// start and the jump.
+const TIMING: Duration = Duration::from_secs(5);
+
+/// Who holds the conversation's case, after a round trip through the store (a note by
+/// `console`): a requeue started before it would be committed by then.
+async fn still_held(app: &TestApp, console: &mut Client, conversation: &str) -> Vec<String> {
+    console
+        .send_json(json!({"type": "note", "conversation": conversation, "text": "还在处理"}))
+        .await;
+    console.next_of("note").await;
+    app.query("SELECT claimed_by FROM handoffs WHERE status = 'claimed'")
 }
 
 #[tokio::test]

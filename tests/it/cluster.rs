@@ -141,10 +141,15 @@ async fn two_nodes_serve_as_one_and_losing_one_loses_nothing() {
     assert!(alice.try_frame().await.is_none(), "alice's node is gone");
     assert!(lan.try_frame().await.is_none(), "lan's node is gone");
 
-    // Alice reconnects through the other node and carries on.
+    // Alice reconnects through the other node and carries on. (Her case is still claimed;
+    // or, when lan held it and B gave lan up already, back in the queue: these are real
+    // processes on the real clock.)
     let mut alice = buyer(&b, "alice").await;
     let status = alice.next_of("queue").await;
-    assert_eq!(status["status"], "claimed", "{status}");
+    let alice_requeued = winner == "lan" && status["status"] == "queued";
+    if !alice_requeued {
+        assert_eq!(status["status"], "claimed", "{status}");
+    }
     alice.say("好的，谢谢", "a3").await;
     if winner == "mei" {
         assert_eq!(mei.next_of("buyer_message").await["text"], "好的，谢谢");
@@ -177,7 +182,7 @@ async fn two_nodes_serve_as_one_and_losing_one_loses_nothing() {
         .collect();
     assert!(transcript.contains(&"转人工"), "{transcript:?}");
     assert_eq!(bob.next_of("queue").await["status"], "queued");
-    if winner == "lan" {
+    if winner == "lan" && !alice_requeued {
         assert_eq!(alice.next_of("queue").await["status"], "queued");
     }
 

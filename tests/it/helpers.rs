@@ -58,10 +58,11 @@ pub struct TestApp {
     dir: Option<tempfile::TempDir>,
 }
 
-/// The test shop's agents: each one's token is `token-<id>`.
+/// The test shop's agents: each one's token is `token-<id>`. Their grace period is
+/// [`GRACE`].
 pub const TEST_AGENTS: &str = r#"
 queue_per_agent = 2
-grace_seconds = 0.3
+grace_seconds = 20
 escalate_after_seconds = 60
 handle_minutes = 3
 
@@ -75,6 +76,27 @@ id = "lan"
 name = "小兰"
 token_sha256 = "HASH-lan"
 "#;
+
+/// The test shop's grace period (`grace_seconds` of [`TEST_AGENTS`]) and the node timeout of
+/// [`Setup`]: far longer than any test step takes, so they never run out by themselves; a
+/// test that needs one to run out moves tokio's clock past it with [`advance_timers`].
+pub const GRACE: Duration = Duration::from_secs(20);
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Moves tokio's clock forward by `by` at once: every timer of the test's services (grace
+/// periods, heartbeats, node timeouts, pings…) is `by` closer to its deadline, and the ones
+/// due fire. The clock is paused only for the jump: paused for longer (`start_paused`), tokio
+/// would jump to the next timer whenever every task waits, and here tasks wait on real
+/// sockets, the SQLite writer's thread and PostgreSQL.
+///
+/// Only for `current_thread` tests (the default of `#[tokio::test]`), whose services run on
+/// the test's runtime. Connections count jumps as silence: keep a test's jumps in all under
+/// `Limits::idle_timeout` (75 s by default).
+pub async fn advance_timers(by: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(by).await;
+    tokio::time::resume();
+}
 
 /// How a test service is set up.
 pub struct Setup {
@@ -93,10 +115,12 @@ impl Default for Setup {
     fn default() -> Self {
         Setup {
             database: None,
-            // Nodes of a test hear of each other's agents well within the test shop's grace.
+            // Nodes of a test never give each other up by themselves, however slow the
+            // machine: a node signals every change of its agents at once (the heartbeat only
+            // mends), and a test that wants a node given up moves the clock past the timeout.
             cluster: ClusterSettings {
-                heartbeat: Duration::from_millis(50),
-                node_timeout: Duration::from_millis(400),
+                heartbeat: Duration::from_secs(1),
+                node_timeout: NODE_TIMEOUT,
                 pool_size: 8,
             },
             limits: Limits::default(),
@@ -174,15 +198,23 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("test.db");
         let intents = shops_in(dir.path(), setup.agents.as_deref());
+        let db = setup
+            .database
+            .unwrap_or_else(|| Database::Sqlite(database.clone()));
+        // SQLite: how long a write waits for a lock held by someone else (a test holds one on
+        // purpose). PostgreSQL: how long a node waits to open a connection, which on a loaded
+        // machine can take far longer than 200 ms.
+        let database_busy_timeout = match db {
+            Database::Sqlite(_) => Duration::from_millis(200),
+            Database::Postgres(_) => PATIENCE / 2,
+        };
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             intents: intents.clone(),
             index: repo_path("index"),
             faq_on_disk: None,
-            database: setup
-                .database
-                .unwrap_or_else(|| Database::Sqlite(database.clone())),
-            database_busy_timeout: Duration::from_millis(200),
+            database: db,
+            database_busy_timeout,
             cluster: setup.cluster,
             limits: setup.limits,
             shutdown_grace: Duration::from_secs(5),

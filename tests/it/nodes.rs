@@ -1,11 +1,15 @@
 //! Two service nodes sharing one PostgreSQL database, in one test process: a buyer on one
-//! node and the agents on the other talk as if on one machine. (`cluster.rs` runs two real
-//! processes and kills one.)
+//! node and the agents on the other talk as if on one machine; a node that falls silent; a
+//! node whose view drifted from the store. (`cluster.rs` runs two real processes and kills
+//! one.)
 
+use std::time::Duration;
+
+use autoresponder::store::{ClaimOutcome, Store};
 use serde_json::json;
 
 use crate::agents::{complaining_buyer, handoff_for};
-use crate::helpers::{Setup, TestApp, kinds};
+use crate::helpers::{GRACE, Incoming, NODE_TIMEOUT, Setup, TestApp, advance_timers, kinds};
 use crate::pg::PgDatabase;
 
 /// Two nodes of the staffed test shop on a fresh database.
@@ -236,4 +240,98 @@ async fn a_node_that_lost_the_other_nodes_notices_rebuilds_its_view() {
     handoff_for(&mut mei, &later).await;
     a.shutdown().await;
     b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_that_falls_silent_loses_its_agents_and_their_cases_return_after_the_grace() {
+    let db = PgDatabase::create().await;
+    let mut a = TestApp::launch(Setup {
+        database: Some(db.database()),
+        ..Setup::staffed("")
+    })
+    .await;
+    a.ready().await;
+    let mut mei = a.agent("mei").await;
+    let (mut buyer, conversation) = complaining_buyer(&a, "orphan", "我要退款").await;
+    let case = handoff_for(&mut mei, &conversation).await;
+    let id = case["handoff"]["id"].as_str().unwrap().to_string();
+
+    // The other node is the test: it says lan has a console open there, and she takes the
+    // case. Then it says nothing more, as a node that died.
+    let other = db.store().await;
+    let lan_there = json!({"agents": [{"shop": "default", "agent": "lan", "consoles": 1,
+        "status": "online", "status_version": 1}]});
+    other.signal(lan_there.to_string()).await.unwrap();
+    let online = mei
+        .until(|f| f["type"] == "presence" && f["agent"] == "lan")
+        .await
+        .0;
+    assert_eq!(online["status"], "online");
+    let claimed = other.claim(&id, "lan", a.clock_now(), vec![]).await;
+    assert!(
+        matches!(claimed, Ok(ClaimOutcome::Claimed(_))),
+        "{claimed:?}"
+    );
+    assert_eq!(mei.next_of("claimed").await["agent"], "lan");
+    assert_eq!(buyer.next_of("queue").await["status"], "claimed");
+
+    // Past the node timeout (on tokio's clock, moved by the test) lan is offline here…
+    advance_timers(NODE_TIMEOUT + Duration::from_millis(1)).await;
+    let gone = mei
+        .until(|f| f["type"] == "presence" && f["agent"] == "lan")
+        .await
+        .0;
+    assert_eq!(gone["status"], "offline");
+    // …and past her grace period her case is back in the queue.
+    advance_timers(GRACE).await;
+    let back = handoff_for(&mut mei, &conversation).await;
+    assert_eq!(
+        (&back["handoff"]["status"], &back["handoff"]["requeued"]),
+        (&"queued".into(), &true.into())
+    );
+    assert_eq!(buyer.next_of("queue").await["status"], "queued");
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_whose_view_differs_from_the_store_twice_in_a_row_rebuilds_it() {
+    let db = PgDatabase::create().await;
+    let mut a = TestApp::launch(Setup {
+        database: Some(db.database()),
+        ..Setup::staffed("")
+    })
+    .await;
+    a.ready().await;
+    let mut mei = a.agent("mei").await;
+    let (_buyer, conversation) = complaining_buyer(&a, "drift", "我要退款").await;
+    handoff_for(&mut mei, &conversation).await;
+    // The case is closed behind the node's back, as by a notice that never came.
+    let closed = db
+        .count(
+            "WITH closed AS (UPDATE handoffs SET status = 'resolved', resolved_at = now()
+             RETURNING id) SELECT count(*) FROM closed",
+        )
+        .await;
+    assert_eq!(closed, 1);
+
+    // The node compares its view with the store every 30 s (`RECONCILE_EVERY`); the same
+    // difference twice in a row rebuilds the view, and its consoles are asked to reconnect.
+    advance_timers(Duration::from_secs(2 * 30)).await;
+    let closed = loop {
+        match mei.next().await {
+            Incoming::Closed(frame) => break frame,
+            Incoming::Frame(_) => continue,
+        }
+    };
+    assert_eq!(closed.map(|c| u16::from(c.code)), Some(1013));
+    // The closed case is gone from the view: the next buyer has nobody ahead.
+    let mut next = a.buyer("after-drift").await;
+    next.until(|f| f["kind"] == "welcome").await;
+    next.ask("我要换货", "1", "handoff").await;
+    let place = next.next_of("queue").await;
+    assert_eq!(
+        (&place["status"], &place["ahead"]),
+        (&"queued".into(), &0.into())
+    );
+    a.shutdown().await;
 }

@@ -19,10 +19,16 @@ pub enum Var {
     Threshold,
     Back,
     Peak,
+    /// The buyer's place in the queue, counting from 1 (the case texts only).
+    Place,
+    /// How many cases wait before the buyer's (the case texts only).
+    Ahead,
+    /// The rough wait in minutes, at least 1 (the case texts only).
+    Minutes,
 }
 
 impl Var {
-    pub const ALL: [Var; 10] = [
+    pub const ALL: [Var; 13] = [
         Var::Shop,
         Var::Agent,
         Var::Courier,
@@ -33,6 +39,9 @@ impl Var {
         Var::Threshold,
         Var::Back,
         Var::Peak,
+        Var::Place,
+        Var::Ahead,
+        Var::Minutes,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,7 +56,16 @@ impl Var {
             Var::Threshold => "threshold",
             Var::Back => "back",
             Var::Peak => "peak",
+            Var::Place => "place",
+            Var::Ahead => "ahead",
+            Var::Minutes => "minutes",
         }
+    }
+
+    /// Whether the variable describes a buyer's queued case, and so means something only in
+    /// the texts about it.
+    pub fn is_about_the_case(self) -> bool {
+        matches!(self, Var::Place | Var::Ahead | Var::Minutes)
     }
 
     fn from_name(name: &str) -> Option<Var> {

@@ -9,7 +9,6 @@
 
 mod session;
 pub mod step;
-mod texts;
 
 pub use session::{BuyerSession, CaseUpdate, ToBuyer};
 pub use step::{AfterCommit, Humans, Step};

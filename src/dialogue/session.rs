@@ -6,9 +6,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::step::{self, Humans, Step};
-use super::texts;
 use crate::desk::{BuyerPush, Desk, Pushes, QueueNotice, Standing};
 use crate::reply::Reply;
+use crate::responder::{self, CaseNotice};
 use crate::shop::Shop;
 use crate::store::{BuyerMessage, Conversation, Store, StoreError};
 
@@ -84,7 +84,7 @@ impl BuyerSession {
         if let Some(welcome) = step::welcome(shop, &self.conversation, now) {
             self.commit(shop, welcome, &mut out).await;
         }
-        self.catch_up(shop, &mut out).await;
+        self.catch_up(shop, now, &mut out).await;
         out
     }
 
@@ -112,7 +112,12 @@ impl BuyerSession {
     }
 
     /// Something happened outside this conversation's loop: an agent wrote, the queue moved.
-    pub async fn on_push(&mut self, shop: &Shop, push: BuyerPush) -> Vec<ToBuyer> {
+    pub async fn on_push(
+        &mut self,
+        shop: &Shop,
+        push: BuyerPush,
+        now: DateTime<Utc>,
+    ) -> Vec<ToBuyer> {
         let mut out = Vec::new();
         match push {
             BuyerPush::AgentMessage {
@@ -121,8 +126,8 @@ impl BuyerSession {
                 text,
                 at,
             } => self.agent_message(seq, agent_name, text, at, &mut out),
-            BuyerPush::Queued(notice) => out.push(queued(notice)),
-            BuyerPush::Claimed { agent_name } => out.push(claimed(agent_name)),
+            BuyerPush::Queued(notice) => out.push(queued(shop, notice, now)),
+            BuyerPush::Claimed { agent_name } => out.push(claimed(shop, agent_name, now)),
             BuyerPush::Resolved { handoff } => {
                 let state = &mut self.conversation.state;
                 if state.open_handoff.as_deref() == Some(handoff.as_str()) {
@@ -130,7 +135,7 @@ impl BuyerSession {
                 }
                 out.push(ToBuyer::Case(CaseUpdate::Resolved));
             }
-            BuyerPush::Recheck => self.catch_up(shop, &mut out).await,
+            BuyerPush::Recheck => self.catch_up(shop, now, &mut out).await,
         }
         out
     }
@@ -161,21 +166,21 @@ impl BuyerSession {
         if let Some(handoff) = after.handoff {
             // The buyer was told; now the agents hear, and the buyer learns their place.
             let notice = self.desk.handoff_committed(shop, handoff).await;
-            out.push(queued(notice));
+            out.push(queued(shop, notice, at));
         }
         if let Some(text) = after.to_agents {
             let standing = self
                 .desk
                 .buyer_wrote(shop, &self.conversation.id, &text, at);
             if let Some(Standing::Queued { ahead }) = standing {
-                out.push(queued(self.desk.notice(shop, ahead)));
+                out.push(queued(shop, self.desk.notice(shop, ahead), at));
             }
         }
     }
 
     /// Sends what waited for the buyer in the store: agent messages not yet delivered, and
     /// where their case stands.
-    async fn catch_up(&mut self, shop: &Shop, out: &mut Vec<ToBuyer>) {
+    async fn catch_up(&mut self, shop: &Shop, now: DateTime<Utc>, out: &mut Vec<ToBuyer>) {
         match self.store.pending_messages(&self.conversation.id).await {
             Ok(pending) => {
                 for message in pending {
@@ -198,13 +203,15 @@ impl BuyerSession {
             .open_case(shop, &self.conversation.id, &handoff)
             .await;
         match standing {
-            Some(Standing::Queued { ahead }) => out.push(queued(self.desk.notice(shop, ahead))),
+            Some(Standing::Queued { ahead }) => {
+                out.push(queued(shop, self.desk.notice(shop, ahead), now))
+            }
             Some(Standing::Claimed { agent }) => {
                 let name = shop
                     .staff
                     .agent(&agent)
                     .map_or(agent.as_str(), |a| a.name.as_str());
-                out.push(claimed(name.to_string()));
+                out.push(claimed(shop, name.to_string(), now));
             }
             None => {}
         }
@@ -237,12 +244,16 @@ impl Drop for BuyerSession {
     }
 }
 
-fn queued(notice: QueueNotice) -> ToBuyer {
-    let text = texts::queued(notice);
+fn queued(shop: &Shop, notice: QueueNotice, now: DateTime<Utc>) -> ToBuyer {
+    let case = CaseNotice::Queued {
+        ahead: notice.ahead,
+        wait_seconds: notice.wait_seconds,
+    };
+    let text = responder::case_text(shop, case, now);
     ToBuyer::Case(CaseUpdate::Queued { notice, text })
 }
 
-fn claimed(agent_name: String) -> ToBuyer {
-    let text = texts::claimed(&agent_name);
+fn claimed(shop: &Shop, agent_name: String, now: DateTime<Utc>) -> ToBuyer {
+    let text = responder::case_text(shop, CaseNotice::Claimed { agent: &agent_name }, now);
     ToBuyer::Case(CaseUpdate::Claimed { agent_name, text })
 }

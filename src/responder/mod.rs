@@ -18,6 +18,7 @@ use crate::shop::schedule::Duty;
 use crate::shop::{Action, Shop, TemplateName};
 use crate::staffing::Staffing;
 use crate::template::{Template, Variants};
+pub use vars::CaseNotice;
 use vars::Vars;
 
 /// At most this many intents are answered for one message; more reads as spam.
@@ -154,6 +155,22 @@ fn classify(
     } else {
         Decision::Answer(answers)
     }
+}
+
+/// What a buyer reads about their case with the humans, from the shop's case templates.
+/// These texts are not stored as replies, so their wording rotates by the buyer's place.
+pub fn case_text(shop: &Shop, case: CaseNotice<'_>, now: DateTime<Utc>) -> String {
+    let templates = &shop.templates.case;
+    let (variants, turn) = match case {
+        CaseNotice::Queued {
+            wait_seconds: None,
+            ahead,
+        } => (&templates.queued_unstaffed, ahead),
+        CaseNotice::Queued { ahead: 0, .. } => (&templates.queued_first, 0),
+        CaseNotice::Queued { ahead, .. } => (&templates.queued, ahead),
+        CaseNotice::Claimed { .. } => (&templates.claimed, 0),
+    };
+    variants.get(turn).render(&Vars::for_case(shop, now, case))
 }
 
 /// The welcome for a buyer who just connected, unless they were welcomed today already.
@@ -397,4 +414,33 @@ fn render_next(
         }
     }
     template.render(vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::shop::{FaqSource, load_shop};
+
+    #[test]
+    fn case_texts_tell_the_place_the_wait_and_who_took_the_case() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
+        let shop = load_shop("default", &folder, FaqSource::default()).unwrap();
+        let now = Utc::now();
+        let check = |case: CaseNotice<'_>, expected: &[&str]| {
+            let text = case_text(&shop, case, now);
+            for part in expected {
+                assert!(text.contains(part), "{case:?}: {text}");
+            }
+        };
+        let queued = |ahead, wait_seconds| CaseNotice::Queued {
+            ahead,
+            wait_seconds,
+        };
+        check(queued(2, Some(150)), &["2 位", "3 分钟"]);
+        check(queued(0, Some(20)), &["第一位", "1 分钟"]);
+        check(queued(4, None), &["第 5 位"]);
+        check(CaseNotice::Claimed { agent: "小美" }, &["小美"]);
+    }
 }

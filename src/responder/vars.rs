@@ -8,11 +8,26 @@ use crate::shop::schedule::Duty;
 use crate::shop::shipping::Region;
 use crate::template::{Var, VarSource};
 
+/// Where a buyer's case stands, as the texts about it tell them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseNotice<'a> {
+    /// Waiting, with `ahead` cases before it; `wait_seconds` is none while no agent takes
+    /// cases.
+    Queued {
+        ahead: usize,
+        wait_seconds: Option<u64>,
+    },
+    /// `agent` (their display name) took it.
+    Claimed { agent: &'a str },
+}
+
 pub struct Vars<'a> {
     shop: &'a Shop,
     now: DateTime<Utc>,
     local: DateTime<Tz>,
     normalized: &'a str,
+    /// The buyer's case, for the texts about it.
+    case: Option<CaseNotice<'a>>,
 }
 
 impl<'a> Vars<'a> {
@@ -22,6 +37,15 @@ impl<'a> Vars<'a> {
             now,
             local: shop.schedule.local(now),
             normalized,
+            case: None,
+        }
+    }
+
+    /// The values of a text about the buyer's case.
+    pub fn for_case(shop: &'a Shop, now: DateTime<Utc>, case: CaseNotice<'a>) -> Vars<'a> {
+        Vars {
+            case: Some(case),
+            ..Vars::new(shop, now, "")
         }
     }
 
@@ -50,7 +74,10 @@ impl VarSource for Vars<'_> {
         let shipping = &shop.shipping;
         match var {
             Var::Shop => out.push_str(&shop.name),
-            Var::Agent => out.push_str(&shop.agent),
+            Var::Agent => match self.case {
+                Some(CaseNotice::Claimed { agent }) => out.push_str(agent),
+                _ => out.push_str(&shop.agent),
+            },
             Var::Courier => out.push_str(&shipping.courier),
             Var::Days => out.push_str(self.region().map_or(&shipping.default_days, |r| &r.days)),
             Var::Region => {
@@ -81,6 +108,20 @@ impl VarSource for Vars<'_> {
             Var::Peak => {
                 if let Some(peak) = shop.schedule.peak_at(self.now) {
                     out.push_str(&peak.name);
+                }
+            }
+            Var::Place | Var::Ahead | Var::Minutes => {
+                if let Some(CaseNotice::Queued {
+                    ahead,
+                    wait_seconds,
+                }) = self.case
+                {
+                    let value = match var {
+                        Var::Place => ahead as u64 + 1,
+                        Var::Ahead => ahead as u64,
+                        _ => wait_seconds.map_or(1, |s| s.div_ceil(60).max(1)),
+                    };
+                    out.push_str(&value.to_string());
                 }
             }
         }

@@ -162,6 +162,14 @@ pub struct TemplatesFile {
     pub away_unstaffed: Option<Vec<Text>>,
     /// The agents' queue is over the shop's limit. Optional: a built-in text is used.
     pub busy_queue: Option<Vec<Text>>,
+    /// A queued buyer with cases before theirs, while agents take cases. Optional.
+    pub queued: Option<Vec<Text>>,
+    /// A queued buyer who is next, while agents take cases. Optional.
+    pub queued_first: Option<Vec<Text>>,
+    /// A queued buyer while no agent takes cases. Optional.
+    pub queued_unstaffed: Option<Vec<Text>>,
+    /// An agent took the buyer's case; `{agent}` is that agent. Optional.
+    pub claimed: Option<Vec<Text>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

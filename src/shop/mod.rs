@@ -87,6 +87,17 @@ pub struct Templates {
     pub goodbye: Variants,
     pub away_unstaffed: Variants,
     pub busy_queue: Variants,
+    /// What a buyer reads about their case with the humans.
+    pub case: CaseTemplates,
+}
+
+/// The texts about a buyer's case, sent with its queue updates (not stored as replies).
+#[derive(Debug, Clone)]
+pub struct CaseTemplates {
+    pub queued: Variants,
+    pub queued_first: Variants,
+    pub queued_unstaffed: Variants,
+    pub claimed: Variants,
 }
 
 impl Templates {

@@ -274,9 +274,9 @@ impl Connection {
         let Some(shop) = self.shop() else {
             return Err(Closed);
         };
-        let out = conversation.on_push(&shop, push).await;
-        self.send(conversation, out, None, self.app.clock.now())
-            .await
+        let now = self.app.clock.now();
+        let out = conversation.on_push(&shop, push, now).await;
+        self.send(conversation, out, None, now).await
     }
 
     /// Renders what the conversation says into frames and queues them; `in_reply_to` is the

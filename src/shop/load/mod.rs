@@ -226,4 +226,50 @@ mod tests {
             errors[0]
         );
     }
+
+    #[test]
+    fn the_case_variables_belong_to_the_case_texts() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
+        let read = |name: &str| std::fs::read_to_string(folder.join(name)).unwrap();
+        let texts = |shop: String| ShopTexts {
+            shop,
+            intents: vec![("presale.toml".to_string(), read("presale.toml"))],
+            complaints: None,
+            synonyms: None,
+            agents: None,
+        };
+        let own = read(SHOP_FILE).replace(
+            "[templates]\n",
+            "[templates]\nqueued = [\"还有 {ahead} 位，约 {minutes} 分钟\"]\nclaimed = [\"{agent}来了\"]\n",
+        );
+        let shop = load_shop_texts(
+            "default",
+            Path::new("shop"),
+            &texts(own),
+            FaqSource::default(),
+        )
+        .unwrap();
+        assert_eq!(shop.templates.case.queued.len(), 1);
+        assert_eq!(shop.templates.case.queued_first.len(), 1, "the default");
+
+        let misplaced = read(SHOP_FILE)
+            .replace(
+                "[templates]\n",
+                "[templates]\nqueued_first = [\"第 {place} 位\"]\n",
+            )
+            .replace(
+                "\ngoodbye = [\n",
+                "\ngoodbye = [\n    \"再见，您排第 {place} 位\",\n",
+            );
+        let errors = load_shop_texts(
+            "default",
+            Path::new("shop"),
+            &texts(misplaced),
+            FaqSource::default(),
+        )
+        .unwrap_err();
+        let message = errors[0].to_string();
+        assert!(message.starts_with("shop/shop.toml:"), "{message}");
+        assert!(message.contains("`templates.goodbye`"), "{message}");
+    }
 }

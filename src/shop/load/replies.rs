@@ -4,15 +4,23 @@
 
 use super::context::Context;
 use crate::shop::files::{RawReply, ReplyFile, ShopFile, Text};
-use crate::shop::{Ladder, Templates};
+use crate::shop::{CaseTemplates, Ladder, Templates};
 use crate::source::SourceFile;
-use crate::template::{Template, Validity, Variants};
+use crate::template::{Template, Validity, Var, Variants};
 
 /// Used when a shop with agents writes no `away_unstaffed` template of its own.
 const DEFAULT_AWAY_UNSTAFFED: &str =
     "客服同事暂时不在座位上，您可以先把问题留下，我们回来后会按顺序第一时间回复您。";
 /// Used when a shop with agents writes no `busy_queue` template of its own.
 const DEFAULT_BUSY_QUEUE: &str = "现在咨询的朋友比较多，客服正在按顺序一一回复，感谢您的耐心等待！";
+/// The case texts a shop may leave out.
+const DEFAULT_QUEUED: &str =
+    "前面还有 {ahead} 位，预计等待约 {minutes} 分钟，客服会按顺序为您服务，感谢您的耐心。";
+const DEFAULT_QUEUED_FIRST: &str =
+    "您已排在第一位，预计等待约 {minutes} 分钟，客服会按顺序为您服务，感谢您的耐心。";
+const DEFAULT_QUEUED_UNSTAFFED: &str =
+    "您现在排在第 {place} 位，客服上线后会按顺序第一时间为您处理。";
+const DEFAULT_CLAIMED: &str = "客服{agent}已为您接入，请问有什么可以帮您？";
 
 impl Context<'_> {
     /// The wordings of one reply, each parsed; `key` names the reply in errors.
@@ -22,9 +30,33 @@ impl Context<'_> {
         key: &str,
         texts: &[Text],
     ) -> Option<Variants> {
+        self.parse_variants(src, key, texts, false)
+    }
+
+    /// `variants`, where `about_the_case` says whether the case variables (`{place}`,
+    /// `{ahead}`, `{minutes}`) may be used.
+    fn parse_variants(
+        &mut self,
+        src: &SourceFile,
+        key: &str,
+        texts: &[Text],
+        about_the_case: bool,
+    ) -> Option<Variants> {
         let mut templates = Vec::with_capacity(texts.len());
         for text in texts {
             match Template::parse(text.get_ref()) {
+                Ok(t)
+                    if !about_the_case
+                        && Var::ALL.iter().any(|v| v.is_about_the_case() && t.uses(*v)) =>
+                {
+                    self.errors.push(src.error_at(
+                        text.span(),
+                        format!(
+                            "`{{place}}`, `{{ahead}}` and `{{minutes}}` mean something only in \
+                             the queue texts (`templates.queued…`), not in `{key}`"
+                        ),
+                    ));
+                }
                 Ok(t) => templates.push(t),
                 Err(e) => {
                     // The span includes the opening quote.
@@ -123,6 +155,22 @@ impl Context<'_> {
             Some(texts) => self.variants(src, "templates.busy_queue", texts),
             None => Variants::new(vec![Template::parse(DEFAULT_BUSY_QUEUE).ok()?]),
         };
+        let mut case_text = |key: &str, texts: &Option<Vec<Text>>, default: &str| match texts {
+            Some(texts) => self.parse_variants(src, key, texts, true),
+            None => Variants::new(vec![Template::parse(default).ok()?]),
+        };
+        let queued = case_text("templates.queued", &t.queued, DEFAULT_QUEUED);
+        let queued_first = case_text(
+            "templates.queued_first",
+            &t.queued_first,
+            DEFAULT_QUEUED_FIRST,
+        );
+        let queued_unstaffed = case_text(
+            "templates.queued_unstaffed",
+            &t.queued_unstaffed,
+            DEFAULT_QUEUED_UNSTAFFED,
+        );
+        let claimed = case_text("templates.claimed", &t.claimed, DEFAULT_CLAIMED);
         Some(Templates {
             welcome: welcome?,
             away: away?,
@@ -133,6 +181,12 @@ impl Context<'_> {
             goodbye: goodbye?,
             away_unstaffed: away_unstaffed?,
             busy_queue: busy_queue?,
+            case: CaseTemplates {
+                queued: queued?,
+                queued_first: queued_first?,
+                queued_unstaffed: queued_unstaffed?,
+                claimed: claimed?,
+            },
         })
     }
 }

@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 
 use autoresponder::clock::SystemClock;
 use autoresponder::config::{ConfigFile, Database, ServeConfig};
-use autoresponder::eval;
 use autoresponder::shop::Catalog;
+use autoresponder::tools::eval;
 
 #[derive(Parser)]
 #[command(version, about = "A chat auto-responder for online shops")]
@@ -158,8 +158,10 @@ fn main() -> ExitCode {
         Command::Eval(args) => run_eval(args),
         Command::Unmatched(args) => list_unmatched(args),
         Command::Check(args) => run_check(args),
-        Command::Chat(args) => autoresponder::chat::run(&args.shop, &args.intents, &args.index)
-            .map(|()| ExitCode::SUCCESS),
+        Command::Chat(args) => {
+            autoresponder::tools::chat::run(&args.shop, &args.intents, &args.index)
+                .map(|()| ExitCode::SUCCESS)
+        }
         Command::AgentToken => {
             let token = format!(
                 "{}{}",
@@ -280,7 +282,7 @@ fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let dir = args.dir.unwrap_or_default();
     let intents = args.intents.unwrap_or_else(|| dir.join("intents"));
     let index = args.index.unwrap_or_else(|| dir.join("index"));
-    let report = autoresponder::check::check(&intents, &index);
+    let report = autoresponder::tools::check::check(&intents, &index);
     if args.format == "json" {
         println!("{}", report.render_json());
     } else {

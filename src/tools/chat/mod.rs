@@ -14,4 +14,4 @@ mod session;
 mod terminal;
 
 pub use session::{ChatError, ChatSession, SILENT};
-pub use terminal::run;
+pub use terminal::{ChatArgs, run};

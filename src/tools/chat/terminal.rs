@@ -2,7 +2,8 @@
 //! in a line editor (history, arrows, Ctrl-D), or piped in, and prints what it answers.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use rustyline::DefaultEditor;
@@ -12,12 +13,26 @@ use super::session::ChatSession;
 use crate::clock::SystemClock;
 use crate::shop::Catalog;
 
+/// The flags of `autoresponder chat`.
+#[derive(clap::Args)]
+pub struct ChatArgs {
+    /// The shop to talk to (`/shop ID` switches inside).
+    #[arg(long, default_value = "default")]
+    shop: String,
+    /// Folder of shop intent files.
+    #[arg(long, env = "AUTORESPONDER_INTENTS", default_value = "intents")]
+    intents: PathBuf,
+    /// Folder of the FAQ knowledge base.
+    #[arg(long, env = "AUTORESPONDER_INDEX", default_value = "index")]
+    index: PathBuf,
+}
+
 /// Runs the console on the terminal until `/quit` or Ctrl-D: loads the shops like `eval`,
 /// then reads lines with a line editor (plain lines when stdin is not a terminal).
-pub fn run(shop: &str, intents: &Path, index: &Path) -> anyhow::Result<()> {
-    let catalog = Catalog::load_with_faq(intents, Some(index), None)
+pub fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
+    let catalog = Catalog::load_with_faq(&args.intents, Some(&args.index), None)
         .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
-    let mut session = ChatSession::new(catalog, shop, Arc::new(SystemClock))?;
+    let mut session = ChatSession::new(catalog, &args.shop, Arc::new(SystemClock))?;
     print_lines(&session.start());
     let interactive = std::io::stdin().is_terminal();
     let mut input = Input::open(interactive);
@@ -33,7 +48,7 @@ pub fn run(shop: &str, intents: &Path, index: &Path) -> anyhow::Result<()> {
         print_lines(&session.handle_line(&line));
     }
     input.close();
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_lines(lines: &[String]) {

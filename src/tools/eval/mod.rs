@@ -13,11 +13,96 @@ mod cases;
 mod report;
 mod scoring;
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::shop::Catalog;
+
 pub use cases::{Case, FAQ_PREFIX, NONE, parse_cases};
 pub use report::explain;
 pub use scoring::{
     Confusion, Counts, FaqFigures, Miss, Report, SweepRow, evaluate, evaluate_with, predict, sweep,
 };
+
+/// The flags of `autoresponder eval`.
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// The labelled file.
+    file: PathBuf,
+    /// The shop whose rules are evaluated.
+    #[arg(long, default_value = "default")]
+    shop: String,
+    /// Folder of shop intent files.
+    #[arg(long, env = "AUTORESPONDER_INTENTS", default_value = "intents")]
+    intents: PathBuf,
+    /// Folder of the FAQ knowledge base.
+    #[arg(long, env = "AUTORESPONDER_INDEX", default_value = "index")]
+    index: PathBuf,
+    /// Exit with an error when accuracy (0 to 1) is below this.
+    #[arg(long, default_value_t = 0.0)]
+    min_accuracy: f64,
+    /// Also try a grid of FAQ confidence rules and print the best, for calibration.
+    #[arg(long)]
+    sweep: bool,
+    /// Print the FAQ's best three entries, with confidence and margin, for every line.
+    #[arg(long)]
+    explain: bool,
+    /// Print one JSON object instead of the tables: accuracy, precision/recall/support per
+    /// label, the FAQ figures, the confusions and every miss.
+    #[arg(long, conflicts_with_all = ["explain", "sweep"])]
+    json: bool,
+}
+
+/// `autoresponder eval`: loads the shop, evaluates the file and prints the report (and the
+/// rankings or the sweep when asked); fails when accuracy is below `--min-accuracy`.
+pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let catalog = Catalog::load_with_faq(&args.intents, Some(&args.index), None)
+        .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
+    let shop = catalog
+        .get(&args.shop)
+        .with_context(|| format!("no shop `{}` in {}", args.shop, args.intents.display()))?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let cases = parse_cases(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let report = evaluate(shop, &cases);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+    } else {
+        print!("{}", report.render());
+    }
+    if args.explain {
+        println!("\nFAQ ranking per line: label | best (confidence, margin) | 2nd | 3rd");
+        for line in explain(shop, &cases) {
+            println!("{line}");
+        }
+    }
+    if args.sweep {
+        println!(
+            "\nFAQ rule sweep (best first): min_confidence single_word_confidence min_margin -> top-1 false-answers"
+        );
+        for row in sweep(shop, &cases).iter().take(20) {
+            println!(
+                "  {:.2} {:.2} {:.2} -> {:.2}% {:.2}%",
+                row.rule.min_confidence,
+                row.rule.single_word_confidence,
+                row.rule.min_margin,
+                row.served_accuracy * 100.0,
+                row.false_answer_rate * 100.0
+            );
+        }
+    }
+    if report.accuracy() < args.min_accuracy {
+        eprintln!(
+            "accuracy {:.2}% is below the required {:.2}%",
+            report.accuracy() * 100.0,
+            args.min_accuracy * 100.0
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
 
 #[cfg(test)]
 mod tests {

@@ -12,6 +12,7 @@ use rustyline::error::ReadlineError;
 use super::session::ChatSession;
 use crate::clock::SystemClock;
 use crate::shop::Catalog;
+use crate::tools::RuleFolders;
 
 /// The flags of `autoresponder chat`.
 #[derive(clap::Args)]
@@ -19,18 +20,15 @@ pub struct ChatArgs {
     /// The shop to talk to (`/shop ID` switches inside).
     #[arg(long, default_value = "default")]
     shop: String,
-    /// Folder of shop intent files.
-    #[arg(long, env = "AUTORESPONDER_INTENTS", default_value = "intents")]
-    intents: PathBuf,
-    /// Folder of the FAQ knowledge base.
-    #[arg(long, env = "AUTORESPONDER_INDEX", default_value = "index")]
-    index: PathBuf,
+    #[command(flatten)]
+    rules: RuleFolders,
 }
 
 /// Runs the console on the terminal until `/quit` or Ctrl-D: loads the shops like `eval`,
 /// then reads lines with a line editor (plain lines when stdin is not a terminal).
 pub fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
-    let catalog = Catalog::load_with_faq(&args.intents, Some(&args.index), None)
+    let (intents, index) = args.rules.folders();
+    let catalog = Catalog::load_with_faq(&intents, Some(&index), None)
         .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
     let mut session = ChatSession::new(catalog, &args.shop, Arc::new(SystemClock))?;
     print_lines(&session.start());

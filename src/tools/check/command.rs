@@ -3,19 +3,23 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::check;
+use clap::Arg;
 
-/// The flags of `autoresponder check`.
+use super::check;
+use crate::tools::RuleFolders;
+
+/// The flags of `autoresponder check`. The rule folders are found in DIR: `--intents` and
+/// `--index` are those of `chat` and `eval` without their environment variables and defaults.
 #[derive(clap::Args)]
+#[command(
+    mut_arg("intents", |flag| in_dir(flag, "Folder of shop intent files [default: DIR/intents]")),
+    mut_arg("index", |flag| in_dir(flag, "Folder of the FAQ knowledge base [default: DIR/index]"))
+)]
 pub struct CheckArgs {
     /// The folder holding `intents/` and `index/` [default: the current folder].
     dir: Option<PathBuf>,
-    /// Folder of shop intent files [default: DIR/intents].
-    #[arg(long)]
-    intents: Option<PathBuf>,
-    /// Folder of the FAQ knowledge base [default: DIR/index].
-    #[arg(long)]
-    index: Option<PathBuf>,
+    #[command(flatten)]
+    rules: RuleFolders,
     /// `human` (one `file:line: severity[rule]: message` line per finding) or `json`.
     #[arg(long, default_value = "human", value_parser = ["human", "json"])]
     format: String,
@@ -27,10 +31,7 @@ pub struct CheckArgs {
 /// Checks the folders and prints the findings; fails on errors (and on warnings with
 /// `--strict`).
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    // Paths are printed as given, so the default stays relative: `intents/default/…`.
-    let dir = args.dir.unwrap_or_default();
-    let intents = args.intents.unwrap_or_else(|| dir.join("intents"));
-    let index = args.index.unwrap_or_else(|| dir.join("index"));
+    let (intents, index) = args.rules.under(&args.dir.unwrap_or_default());
     let report = check(&intents, &index);
     if args.format == "json" {
         println!("{}", report.render_json());
@@ -42,4 +43,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A rule folder flag whose folder is DIR's when not given: no environment variable, no
+/// default, and `help` saying so.
+fn in_dir(flag: Arg, help: &'static str) -> Arg {
+    flag.env(None::<&str>)
+        .default_value(None::<&str>)
+        .help(help)
 }

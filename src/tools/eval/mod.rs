@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::shop::Catalog;
+use crate::tools::RuleFolders;
 
 pub use cases::{Case, FAQ_PREFIX, NONE, parse_cases};
 pub use report::explain;
@@ -34,12 +35,8 @@ pub struct EvalArgs {
     /// The shop whose rules are evaluated.
     #[arg(long, default_value = "default")]
     shop: String,
-    /// Folder of shop intent files.
-    #[arg(long, env = "AUTORESPONDER_INTENTS", default_value = "intents")]
-    intents: PathBuf,
-    /// Folder of the FAQ knowledge base.
-    #[arg(long, env = "AUTORESPONDER_INDEX", default_value = "index")]
-    index: PathBuf,
+    #[command(flatten)]
+    rules: RuleFolders,
     /// Exit with an error when accuracy (0 to 1) is below this.
     #[arg(long, default_value_t = 0.0)]
     min_accuracy: f64,
@@ -58,11 +55,12 @@ pub struct EvalArgs {
 /// `autoresponder eval`: loads the shop, evaluates the file and prints the report (and the
 /// rankings or the sweep when asked); fails when accuracy is below `--min-accuracy`.
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let catalog = Catalog::load_with_faq(&args.intents, Some(&args.index), None)
+    let (intents, index) = args.rules.folders();
+    let catalog = Catalog::load_with_faq(&intents, Some(&index), None)
         .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
     let shop = catalog
         .get(&args.shop)
-        .with_context(|| format!("no shop `{}` in {}", args.shop, args.intents.display()))?;
+        .with_context(|| format!("no shop `{}` in {}", args.shop, intents.display()))?;
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let cases = parse_cases(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;

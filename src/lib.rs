@@ -3,14 +3,11 @@
 //! Buyers talk to it over websocket; it answers from the shop's intent files and hands
 //! after-sale requests and complaints to human agents. See ARCHITECTURE.md for the map.
 
-pub mod chat;
-pub mod check;
 pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod desk;
 pub mod dialogue;
-pub mod eval;
 pub mod faq;
 pub mod intents;
 pub mod normalize;
@@ -23,6 +20,7 @@ pub mod staffing;
 pub mod store;
 pub mod telemetry;
 pub mod template;
+pub mod tools;
 pub mod transport;
 pub mod webhook;
 

@@ -10,8 +10,8 @@ use clap::{Parser, Subcommand};
 
 use autoresponder::clock::SystemClock;
 use autoresponder::config::{ConfigFile, Database, ServeConfig, TokenHash};
-use autoresponder::eval;
-use autoresponder::shop::Catalog;
+use autoresponder::tools::check::command as check;
+use autoresponder::tools::{chat, eval, unmatched};
 
 #[derive(Parser)]
 #[command(version, about = "A chat auto-responder for online shops")]
@@ -26,52 +26,21 @@ enum Command {
     Serve(ServeArgs),
     /// Run a labelled file (`label<TAB>message` per line) through a shop's rules and print
     /// precision and recall per intent and every miss.
-    Eval(EvalArgs),
+    Eval(eval::EvalArgs),
     /// List the questions buyers asked that nothing could answer, most frequent first, so
     /// operators know which FAQ entries or keywords to add next.
-    Unmatched(UnmatchedArgs),
+    Unmatched(unmatched::UnmatchedArgs),
     /// Print a new random agent token and the `token_sha256` line for `agents.toml`. Give the
     /// token to the agent; only its hash goes in the file.
     AgentToken,
     /// Check the shops' intent and FAQ files before buyers see them: load errors, keywords
     /// that conflict or never win, FAQ entries an intent or another entry takes first, and
     /// replies that break the house rules. Exits 1 on errors (and on warnings with --strict).
-    Check(CheckArgs),
+    Check(check::CheckArgs),
     /// A console that answers typed buyer messages exactly as the service would, to try a
     /// shop's rules: replies with their kind and intent, handoffs, and `/time` to see away
     /// and busy notices. `/help` inside lists the commands.
-    Chat(ChatArgs),
-}
-
-#[derive(clap::Args)]
-struct ChatArgs {
-    /// The shop to talk to (`/shop ID` switches inside).
-    #[arg(long, default_value = "default")]
-    shop: String,
-    /// Folder of shop intent files.
-    #[arg(long, env = "AUTORESPONDER_INTENTS", default_value = "intents")]
-    intents: PathBuf,
-    /// Folder of the FAQ knowledge base.
-    #[arg(long, env = "AUTORESPONDER_INDEX", default_value = "index")]
-    index: PathBuf,
-}
-
-#[derive(clap::Args)]
-struct CheckArgs {
-    /// The folder holding `intents/` and `index/` [default: the current folder].
-    dir: Option<PathBuf>,
-    /// Folder of shop intent files [default: DIR/intents].
-    #[arg(long)]
-    intents: Option<PathBuf>,
-    /// Folder of the FAQ knowledge base [default: DIR/index].
-    #[arg(long)]
-    index: Option<PathBuf>,
-    /// `human` (one `file:line: severity[rule]: message` line per finding) or `json`.
-    #[arg(long, default_value = "human", value_parser = ["human", "json"])]
-    format: String,
-    /// Fail on warnings too, not only on errors.
-    #[arg(long)]
-    strict: bool,
+    Chat(chat::ChatArgs),
 }
 
 #[derive(clap::Args)]
@@ -100,51 +69,6 @@ struct ServeArgs {
     admin_token_sha256: Option<TokenHash>,
 }
 
-#[derive(clap::Args)]
-struct UnmatchedArgs {
-    /// The shop whose unanswered questions are listed.
-    #[arg(long, default_value = "default")]
-    shop: String,
-    /// The store: a SQLite file or a `postgres://` URL.
-    #[arg(
-        long,
-        env = "AUTORESPONDER_DATABASE",
-        default_value = "data/autoresponder.db"
-    )]
-    database: Database,
-    /// How many questions to list, most frequent first.
-    #[arg(long, default_value_t = 30)]
-    limit: usize,
-}
-
-#[derive(clap::Args)]
-struct EvalArgs {
-    /// The labelled file.
-    file: PathBuf,
-    /// The shop whose rules are evaluated.
-    #[arg(long, default_value = "default")]
-    shop: String,
-    /// Folder of shop intent files.
-    #[arg(long, env = "AUTORESPONDER_INTENTS", default_value = "intents")]
-    intents: PathBuf,
-    /// Folder of the FAQ knowledge base.
-    #[arg(long, env = "AUTORESPONDER_INDEX", default_value = "index")]
-    index: PathBuf,
-    /// Exit with an error when accuracy (0 to 1) is below this.
-    #[arg(long, default_value_t = 0.0)]
-    min_accuracy: f64,
-    /// Also try a grid of FAQ confidence rules and print the best, for calibration.
-    #[arg(long)]
-    sweep: bool,
-    /// Print the FAQ's best three entries, with confidence and margin, for every line.
-    #[arg(long)]
-    explain: bool,
-    /// Print one JSON object instead of the tables: accuracy, precision/recall/support per
-    /// label, the FAQ figures, the confusions and every miss.
-    #[arg(long, conflicts_with_all = ["explain", "sweep"])]
-    json: bool,
-}
-
 /// The service allocates and frees many small buffers per message (frames, JSON, rows);
 /// mimalloc does that with less work than the system allocator.
 #[global_allocator]
@@ -155,11 +79,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Eval(args) => run_eval(args),
-        Command::Unmatched(args) => list_unmatched(args),
-        Command::Check(args) => run_check(args),
-        Command::Chat(args) => autoresponder::chat::run(&args.shop, &args.intents, &args.index)
-            .map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => eval::run(args),
+        Command::Unmatched(args) => unmatched::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Chat(args) => chat::run(args),
         Command::AgentToken => {
             let token = format!(
                 "{}{}",
@@ -223,103 +146,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutting down");
-}
-
-fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let catalog = Catalog::load_with_faq(&args.intents, Some(&args.index), None)
-        .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
-    let shop = catalog
-        .get(&args.shop)
-        .with_context(|| format!("no shop `{}` in {}", args.shop, args.intents.display()))?;
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let cases =
-        eval::parse_cases(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
-    let report = eval::evaluate(shop, &cases);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
-    } else {
-        print!("{}", report.render());
-    }
-    if args.explain {
-        println!("\nFAQ ranking per line: label | best (confidence, margin) | 2nd | 3rd");
-        for line in eval::explain(shop, &cases) {
-            println!("{line}");
-        }
-    }
-    if args.sweep {
-        println!(
-            "\nFAQ rule sweep (best first): min_confidence single_word_confidence min_margin -> top-1 false-answers"
-        );
-        for row in eval::sweep(shop, &cases).iter().take(20) {
-            println!(
-                "  {:.2} {:.2} {:.2} -> {:.2}% {:.2}%",
-                row.rule.min_confidence,
-                row.rule.single_word_confidence,
-                row.rule.min_margin,
-                row.served_accuracy * 100.0,
-                row.false_answer_rate * 100.0
-            );
-        }
-    }
-    if report.accuracy() < args.min_accuracy {
-        eprintln!(
-            "accuracy {:.2}% is below the required {:.2}%",
-            report.accuracy() * 100.0,
-            args.min_accuracy * 100.0
-        );
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    // Paths are printed as given, so the default stays relative: `intents/default/…`.
-    let dir = args.dir.unwrap_or_default();
-    let intents = args.intents.unwrap_or_else(|| dir.join("intents"));
-    let index = args.index.unwrap_or_else(|| dir.join("index"));
-    let report = autoresponder::check::check(&intents, &index);
-    if args.format == "json" {
-        println!("{}", report.render_json());
-    } else {
-        print!("{}", report.render_human());
-    }
-    Ok(if report.fails(args.strict) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-fn list_unmatched(args: UnmatchedArgs) -> anyhow::Result<ExitCode> {
-    if let Database::Sqlite(path) = &args.database
-        && !path.is_file()
-    {
-        anyhow::bail!("no database at {}", path.display());
-    }
-    let config = ServeConfig {
-        database: args.database,
-        ..ServeConfig::default()
-    };
-    let runtime = tokio::runtime::Runtime::new()?;
-    let questions = runtime.block_on(async {
-        let store = autoresponder::open_store(&config).await?;
-        let questions = store.unmatched(&args.shop, args.limit).await;
-        store.close().await;
-        anyhow::Ok(questions?)
-    })?;
-    if questions.is_empty() {
-        println!("no unanswered questions recorded for shop `{}`", args.shop);
-    } else {
-        println!("{:>6}  {:<20}  question", "count", "last asked");
-        for q in questions {
-            println!(
-                "{:>6}  {:<20}  {}",
-                q.count,
-                q.last_seen.format("%Y-%m-%d %H:%M UTC"),
-                q.text
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }

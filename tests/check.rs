@@ -390,7 +390,7 @@ fn a_folder_without_shops_is_an_error() {
 
 #[test]
 fn every_rule_has_a_fixture() {
-    for rule in autoresponder::check::Rule::ALL {
+    for rule in autoresponder::tools::check::Rule::ALL {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(FIXTURES)
             .join(rule.id());

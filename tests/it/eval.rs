@@ -1,7 +1,7 @@
 //! The shipped shop on the committed labelled messages: the accuracy bar of the product.
 
-use autoresponder::eval::{evaluate, parse_cases};
 use autoresponder::shop::Catalog;
+use autoresponder::tools::eval::{evaluate, parse_cases};
 
 use crate::helpers::repo_path;
 

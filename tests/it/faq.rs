@@ -2,9 +2,9 @@
 //! report of unanswered questions.
 
 use autoresponder::config::Limits;
-use autoresponder::eval::{FAQ_PREFIX, evaluate, parse_cases};
 use autoresponder::faq::load_entries;
 use autoresponder::shop::Catalog;
+use autoresponder::tools::eval::{FAQ_PREFIX, evaluate, parse_cases};
 
 use crate::helpers::{TestApp, repo_path};
 
@@ -30,7 +30,7 @@ async fn an_faq_question_gets_its_entry_and_an_unknown_one_a_fallback_that_is_re
     let mut checked = 0;
     for entry in entries.iter().step_by(9) {
         // Skip questions a keyword intent answers first; those are the intents' job.
-        let decided = autoresponder::eval::predict(
+        let decided = autoresponder::tools::eval::predict(
             shop,
             &entry.question,
             shop.faq.as_ref().map(|f| f.rule()),
@@ -148,7 +148,7 @@ fn an_intent_that_defers_to_the_faq_gives_way_to_a_confident_specific_answer() {
     let shadowed: Vec<_> = entries
         .iter()
         .filter(|e| {
-            autoresponder::eval::predict(shop, &e.question, rule)
+            autoresponder::tools::eval::predict(shop, &e.question, rule)
                 .0
                 .contains("invoice")
         })
@@ -171,7 +171,7 @@ fn an_intent_that_defers_to_the_faq_gives_way_to_a_confident_specific_answer() {
     });
     let shop = deferring.get("default").unwrap();
     for entry in shadowed {
-        let (labels, _) = autoresponder::eval::predict(shop, &entry.question, rule);
+        let (labels, _) = autoresponder::tools::eval::predict(shop, &entry.question, rule);
         assert!(
             labels.contains(&format!("{FAQ_PREFIX}{}", entry.id)) && !labels.contains("invoice"),
             "{} → {labels:?}",
@@ -179,7 +179,7 @@ fn an_intent_that_defers_to_the_faq_gives_way_to_a_confident_specific_answer() {
         );
     }
     // A question the FAQ has no confident answer for still gets the intent's reply.
-    let (labels, _) = autoresponder::eval::predict(shop, "发票", rule);
+    let (labels, _) = autoresponder::tools::eval::predict(shop, "发票", rule);
     assert!(labels.contains("invoice"), "{labels:?}");
 }
 
@@ -188,14 +188,14 @@ fn synonyms_apply_to_messages_keywords_and_faq_alike() {
     let shipped = catalog();
     let shop = shipped.get("default").unwrap();
     let rule = shop.faq.as_ref().map(|f| f.rule());
-    let (labels, _) = autoresponder::eval::predict(shop, "能开发漂吗", rule);
+    let (labels, _) = autoresponder::tools::eval::predict(shop, "能开发漂吗", rule);
     assert!(labels.contains("invoice"), "{labels:?}");
     // Without the table the typo is not understood: the rewrite is what makes it work.
     let (_dir, plain) = shop_copy(|root| {
         std::fs::remove_file(root.join("intents/default/synonyms.toml")).unwrap();
     });
     let shop = plain.get("default").unwrap();
-    let (labels, _) = autoresponder::eval::predict(shop, "能开发漂吗", rule);
+    let (labels, _) = autoresponder::tools::eval::predict(shop, "能开发漂吗", rule);
     assert!(!labels.contains("invoice"), "{labels:?}");
 }
 

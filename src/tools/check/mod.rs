@@ -10,6 +10,7 @@
 //! Each finding names the file and line to fix. Reading files is the only I/O; nothing is
 //! written.
 
+pub mod command;
 mod faq_conflicts;
 mod keyword_conflicts;
 pub mod report;

@@ -1,24 +1,11 @@
-//! The operators' console (`autoresponder chat`): type as a buyer and see what the service
-//! would answer, reply by reply, with each reply's kind and intent, how sure the FAQ was,
-//! and the handoffs it would create.
-//!
-//! [`ChatSession`] is the whole console without a terminal: it takes one typed line and
-//! returns the lines to print, so it is tested like the responder. [`run`] loads the shops
-//! and wraps a session in a line editor (history, arrows, Ctrl-D).
-//!
-//! The answers are the service's own: the same `respond_staffed` with the same conversation
-//! state between lines. Nothing is stored and nothing is queued; a handoff only marks the
-//! conversation as being with the humans, so the bot stays silent until `/resolve`.
+//! [`ChatSession`]: one console conversation without a terminal. A typed line goes in (a
+//! buyer's message or a `/command`), the lines to print come out.
 
-use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
-use rustyline::DefaultEditor;
-use rustyline::error::ReadlineError;
 
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::SharedClock;
 use crate::conversation::ConversationState;
 use crate::reply::{Reply, ReplyKind};
 use crate::responder;
@@ -356,152 +343,9 @@ fn parse_time(text: &str, shop: &Shop) -> Option<DateTime<Utc>> {
     None
 }
 
-/// Runs the console on the terminal until `/quit` or Ctrl-D: loads the shops like `eval`,
-/// then reads lines with a line editor (plain lines when stdin is not a terminal).
-pub fn run(shop: &str, intents: &Path, index: &Path) -> anyhow::Result<()> {
-    let catalog = Catalog::load_with_faq(intents, Some(index), None)
-        .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
-    let mut session = ChatSession::new(catalog, shop, Arc::new(SystemClock))?;
-    print_lines(&session.start());
-    let interactive = std::io::stdin().is_terminal();
-    let mut input = Input::open(interactive);
-    while !session.is_finished() {
-        let prompt = format!("{}> ", session.shop_id());
-        let Some(line) = input.read(&prompt) else {
-            break;
-        };
-        if !interactive {
-            // Piped input is not echoed by anyone: show it, so the output reads as a session.
-            println!("{prompt}{line}");
-        }
-        print_lines(&session.handle_line(&line));
-    }
-    input.close();
-    Ok(())
-}
-
-fn print_lines(lines: &[String]) {
-    let mut stdout = std::io::stdout().lock();
-    for line in lines {
-        let _ = writeln!(stdout, "{line}");
-    }
-    let _ = stdout.flush();
-}
-
-/// Where typed lines come from: the line editor, or plain lines if it cannot start.
-enum Input {
-    Editor {
-        editor: Box<DefaultEditor>,
-        /// Where history is kept; `None` when input is piped, so scripts leave no history.
-        history: Option<PathBuf>,
-    },
-    Plain {
-        stdin: std::io::StdinLock<'static>,
-        /// Whether to show a prompt: only a person at a terminal needs one.
-        interactive: bool,
-    },
-}
-
-impl Input {
-    fn open(interactive: bool) -> Input {
-        match DefaultEditor::new() {
-            Ok(mut editor) => {
-                let history = interactive.then(history_path);
-                if let Some(path) = &history {
-                    // No history yet is the usual first run.
-                    let _ = editor.load_history(path);
-                }
-                Input::Editor {
-                    editor: Box::new(editor),
-                    history,
-                }
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "no line editor; reading plain lines");
-                Input::Plain {
-                    stdin: std::io::stdin().lock(),
-                    interactive,
-                }
-            }
-        }
-    }
-
-    /// The next line, or `None` at the end of input.
-    fn read(&mut self, prompt: &str) -> Option<String> {
-        match self {
-            Input::Editor { editor, history } => loop {
-                match editor.readline(prompt) {
-                    Ok(line) => {
-                        if history.is_some() && !line.trim().is_empty() {
-                            let _ = editor.add_history_entry(line.as_str());
-                        }
-                        return Some(line);
-                    }
-                    Err(ReadlineError::Interrupted) => {
-                        println!("(/quit or Ctrl-D to leave)");
-                    }
-                    Err(ReadlineError::Eof) => return None,
-                    Err(e) => {
-                        eprintln!("error: cannot read the line: {e}");
-                        return None;
-                    }
-                }
-            },
-            Input::Plain { stdin, interactive } => {
-                if *interactive {
-                    print!("{prompt}");
-                    let _ = std::io::stdout().flush();
-                }
-                let mut line = String::new();
-                match stdin.read_line(&mut line) {
-                    Ok(0) | Err(_) => None,
-                    Ok(_) => Some(line.trim_end_matches(['\n', '\r']).to_string()),
-                }
-            }
-        }
-    }
-
-    fn close(self) {
-        if let Input::Editor {
-            mut editor,
-            history: Some(path),
-        } = self
-        {
-            // Losing the history is not worth an error at exit.
-            let _ = editor.save_history(&path);
-        }
-    }
-}
-
-/// `$XDG_DATA_HOME/autoresponder/chat_history` (or the platform's data folder), or
-/// `.autoresponder_history` here when there is none or it cannot be created.
-fn history_path() -> PathBuf {
-    let data_dir = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(platform_data_dir);
-    if let Some(dir) = data_dir.map(|d| d.join("autoresponder"))
-        && std::fs::create_dir_all(&dir).is_ok()
-    {
-        return dir.join("chat_history");
-    }
-    PathBuf::from(".autoresponder_history")
-}
-
-fn platform_data_dir() -> Option<PathBuf> {
-    if cfg!(windows) {
-        return std::env::var_os("APPDATA").map(PathBuf::from);
-    }
-    let home = PathBuf::from(std::env::var_os("HOME")?);
-    if cfg!(target_os = "macos") {
-        Some(home.join("Library/Application Support"))
-    } else {
-        Some(home.join(".local/share"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::sync::OnceLock;
 
     use super::*;

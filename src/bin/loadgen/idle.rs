@@ -7,9 +7,9 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::Args;
-use crate::buyer::{self, Socket};
 use crate::report::mib;
 use crate::server::{Server, ServerKind};
+use crate::socket::{Socket, buyer_url, connect, socket_config};
 
 /// Connections being opened at once; more would overflow the listen backlog.
 const OPENING_AT_ONCE: usize = 200;
@@ -55,7 +55,7 @@ pub async fn hold(args: &Args, server: &Server, count: usize) -> anyhow::Result<
     // Let start-up work (index building, the first database writes) settle first.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = server.rss_kib();
-    let config = buyer::socket_config(args.socket_buffer_bytes, args.max_frame_bytes);
+    let config = socket_config(args.socket_buffer_bytes, args.max_frame_bytes);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -64,13 +64,13 @@ pub async fn hold(args: &Args, server: &Server, count: usize) -> anyhow::Result<
     let started = std::time::Instant::now();
     let results: Vec<Result<Socket, String>> = stream::iter(0..count)
         .map(|i| {
-            let url = buyer::buyer_url(
+            let url = buyer_url(
                 &server.urls[i % server.urls.len()],
                 &args.shop,
                 &format!("{run_id}-{i}"),
             );
             async move {
-                let mut socket = buyer::connect(&url, config).await?;
+                let mut socket = connect(&url, config).await?;
                 if welcomed {
                     // The session is set up once its first frame (the welcome) arrives.
                     match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {

@@ -17,6 +17,7 @@ use crate::mix::Mix;
 use crate::recorder::Recorder;
 use crate::report::{RunReport, Tick, cpu_seconds_of_self};
 use crate::server::{Server, ServerKind};
+use crate::socket::socket_config;
 
 /// How long and how hard one run goes.
 #[derive(Debug, Clone)]
@@ -156,7 +157,7 @@ pub async fn run(
         run_id: format!("{:x}{:x}", std::process::id(), nanos % 0xFFFF_FFFF),
         seed: args.seed,
         mix: Mix::new(args.weights.as_deref())?,
-        socket: buyer::socket_config(args.socket_buffer_bytes, args.max_frame_bytes),
+        socket: socket_config(args.socket_buffer_bytes, args.max_frame_bytes),
         recorder: Recorder::default(),
         pacer: plan.rate.map(Pacer::new),
         budget: plan.messages.map(AtomicU64::new),

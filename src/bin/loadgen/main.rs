@@ -16,6 +16,7 @@ mod mix;
 mod recorder;
 mod report;
 mod server;
+mod socket;
 mod store_check;
 
 use std::path::PathBuf;

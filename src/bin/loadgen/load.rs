@@ -14,56 +14,11 @@ use crate::Args;
 use crate::agent::{self, AgentStats};
 use crate::buyer::{self, BuyerOutcome};
 use crate::mix::Mix;
+use crate::plan::LoadPlan;
 use crate::recorder::Recorder;
 use crate::report::{RunReport, Tick, cpu_seconds_of_self};
 use crate::server::{Server, ServerKind};
 use crate::socket::socket_config;
-
-/// How long and how hard one run goes.
-#[derive(Debug, Clone)]
-pub struct LoadPlan {
-    pub connections: usize,
-    pub warmup: f64,
-    pub duration: f64,
-    pub messages: Option<u64>,
-    pub rate: Option<f64>,
-    pub ticks: Option<Duration>,
-    pub kill_after: Option<f64>,
-}
-
-impl LoadPlan {
-    pub fn from_args(args: &Args) -> LoadPlan {
-        LoadPlan {
-            connections: args.connections,
-            warmup: args.warmup,
-            duration: args.duration,
-            messages: args.messages,
-            rate: args.rate,
-            ticks: None,
-            kill_after: None,
-        }
-    }
-
-    pub fn with_duration(mut self, seconds: f64) -> Self {
-        self.duration = seconds;
-        self
-    }
-
-    pub fn with_rate(mut self, rate: Option<f64>) -> Self {
-        self.rate = rate;
-        self
-    }
-
-    pub fn with_ticks(mut self, every: Duration) -> Self {
-        self.ticks = Some(every);
-        self
-    }
-
-    pub fn with_kill(mut self, after: Option<f64>) -> Self {
-        self.kill_after = after;
-        self
-    }
-}
 
 /// What every buyer of a run shares.
 pub struct Ctx {

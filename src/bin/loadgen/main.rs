@@ -13,6 +13,7 @@ mod echo;
 mod idle;
 mod load;
 mod mix;
+mod plan;
 mod recorder;
 mod report;
 mod server;
@@ -26,7 +27,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 
-use crate::load::LoadPlan;
+use crate::plan::LoadPlan;
 use crate::report::Report;
 use crate::server::{Pinning, Server, ServerKind};
 

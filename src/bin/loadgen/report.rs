@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::Args;
 use crate::agent::AgentSummary;
 use crate::idle::IdleReport;
-use crate::load::LoadPlan;
+use crate::plan::LoadPlan;
 use crate::recorder::Latencies;
 use crate::server::{Pinning, ServerKind};
 use crate::store_check::StoreCheck;

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::load::Ctx;
 use crate::mix::Rng;
+use crate::run_context::Ctx;
 use crate::socket::{Socket, buyer_url, connect};
 
 /// What one buyer did in a run.

@@ -16,6 +16,7 @@ mod mix;
 mod plan;
 mod recorder;
 mod report;
+mod run_context;
 mod server;
 mod socket;
 mod store_check;

@@ -5,7 +5,7 @@ use futures_util::{StreamExt, stream};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::Args;
+use crate::args::Args;
 use crate::report::IdleReport;
 use crate::server::{Server, ServerKind};
 use crate::socket::{Socket, buyer_url, connect, socket_config};

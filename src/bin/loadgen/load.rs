@@ -8,8 +8,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::Args;
 use crate::agent::{self, AgentStats};
+use crate::args::Args;
 use crate::buyer::{self, BuyerOutcome};
 use crate::plan::LoadPlan;
 use crate::report::{RunReport, Tick, cpu_seconds_of_self};

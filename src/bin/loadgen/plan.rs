@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::Args;
+use crate::args::Args;
 
 /// How long and how hard one run goes.
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::Args;
 use crate::agent::AgentSummary;
+use crate::args::Args;
 use crate::plan::LoadPlan;
 use crate::recorder::Latencies;
 use crate::server::{Pinning, ServerKind};

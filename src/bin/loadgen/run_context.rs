@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::Args;
+use crate::args::Args;
 use crate::mix::Mix;
 use crate::plan::LoadPlan;
 use crate::recorder::Recorder;

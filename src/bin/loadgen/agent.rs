@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::buyer::{connect, socket_config};
+use crate::socket::{connect, socket_config};
 
 #[derive(Default)]
 pub struct AgentStats {

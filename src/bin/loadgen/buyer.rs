@@ -8,16 +8,12 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::load::Ctx;
 use crate::mix::Rng;
-
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::run_context::Ctx;
+use crate::socket::{Socket, buyer_url, connect};
 
 /// What one buyer did in a run.
 #[derive(Default)]
@@ -35,27 +31,6 @@ pub struct BuyerOutcome {
     pub unresolved_handoffs: u64,
     /// What became of each unanswered message, for finding out why.
     pub lost: Vec<String>,
-}
-
-/// The buyer side's socket settings: small buffers, as the service's.
-pub fn socket_config(buffer: usize, max_frame: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(buffer)
-        .write_buffer_size(buffer)
-        .max_write_buffer_size(buffer + 2 * max_frame)
-        .max_message_size(Some(max_frame * 4))
-        .max_frame_size(Some(max_frame * 4))
-}
-
-pub async fn connect(url: &str, config: WebSocketConfig) -> Result<Socket, String> {
-    match tokio_tungstenite::connect_async_with_config(url, Some(config), true).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-pub fn buyer_url(base: &str, shop: &str, buyer: &str) -> String {
-    format!("{base}/ws/buyer?shop={shop}&buyer={buyer}")
 }
 
 enum Answer {

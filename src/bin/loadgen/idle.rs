@@ -2,60 +2,22 @@
 //! the server in resident memory.
 
 use futures_util::{StreamExt, stream};
-use serde::Serialize;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::Args;
-use crate::buyer::{self, Socket};
-use crate::report::mib;
+use crate::args::Args;
+use crate::report::IdleReport;
 use crate::server::{Server, ServerKind};
+use crate::socket::{Socket, buyer_url, connect, socket_config};
 
 /// Connections being opened at once; more would overflow the listen backlog.
 const OPENING_AT_ONCE: usize = 200;
-
-#[derive(Debug, Serialize)]
-pub struct IdleReport {
-    pub server: &'static str,
-    pub connections: usize,
-    pub opened: usize,
-    pub failed: usize,
-    pub first_error: Option<String>,
-    pub rss_before_kib: Option<u64>,
-    pub rss_after_kib: Option<u64>,
-    pub rss_per_connection_kib: Option<f64>,
-    pub seconds_to_open: f64,
-}
-
-impl IdleReport {
-    pub fn line(&self) -> String {
-        let mut line = format!(
-            "== idle connections: {} ==\n  opened      {} of {} in {:.1} s ({} failed{})\n  server RSS  {} before, {} with them held: {} per idle connection",
-            self.server,
-            self.opened,
-            self.connections,
-            self.seconds_to_open,
-            self.failed,
-            self.first_error
-                .as_ref()
-                .map_or(String::new(), |e| format!("; first: {e}")),
-            mib(self.rss_before_kib),
-            mib(self.rss_after_kib),
-            self.rss_per_connection_kib
-                .map_or("?".to_string(), |k| format!("{k:.1} KiB")),
-        );
-        if self.server == "service" {
-            line += " (target: 16 KiB or less)";
-        }
-        line
-    }
-}
 
 pub async fn hold(args: &Args, server: &Server, count: usize) -> anyhow::Result<IdleReport> {
     // Let start-up work (index building, the first database writes) settle first.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = server.rss_kib();
-    let config = buyer::socket_config(args.socket_buffer_bytes, args.max_frame_bytes);
+    let config = socket_config(args.socket_buffer_bytes, args.max_frame_bytes);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -64,13 +26,13 @@ pub async fn hold(args: &Args, server: &Server, count: usize) -> anyhow::Result<
     let started = std::time::Instant::now();
     let results: Vec<Result<Socket, String>> = stream::iter(0..count)
         .map(|i| {
-            let url = buyer::buyer_url(
+            let url = buyer_url(
                 &server.urls[i % server.urls.len()],
                 &args.shop,
                 &format!("{run_id}-{i}"),
             );
             async move {
-                let mut socket = buyer::connect(&url, config).await?;
+                let mut socket = connect(&url, config).await?;
                 if welcomed {
                     // The session is set up once its first frame (the welcome) arrives.
                     match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {

@@ -1,141 +1,20 @@
 //! One load run: N buyers against a server for a warm-up and a measured window, optionally
 //! paced to an aggregate rate, with progress lines, an agent console, and a kill -9.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::Args;
 use crate::agent::{self, AgentStats};
+use crate::args::Args;
 use crate::buyer::{self, BuyerOutcome};
-use crate::mix::Mix;
-use crate::recorder::Recorder;
+use crate::plan::LoadPlan;
 use crate::report::{RunReport, Tick, cpu_seconds_of_self};
+use crate::run_context::Ctx;
 use crate::server::{Server, ServerKind};
-
-/// How long and how hard one run goes.
-#[derive(Debug, Clone)]
-pub struct LoadPlan {
-    pub connections: usize,
-    pub warmup: f64,
-    pub duration: f64,
-    pub messages: Option<u64>,
-    pub rate: Option<f64>,
-    pub ticks: Option<Duration>,
-    pub kill_after: Option<f64>,
-}
-
-impl LoadPlan {
-    pub fn from_args(args: &Args) -> LoadPlan {
-        LoadPlan {
-            connections: args.connections,
-            warmup: args.warmup,
-            duration: args.duration,
-            messages: args.messages,
-            rate: args.rate,
-            ticks: None,
-            kill_after: None,
-        }
-    }
-
-    pub fn with_duration(mut self, seconds: f64) -> Self {
-        self.duration = seconds;
-        self
-    }
-
-    pub fn with_rate(mut self, rate: Option<f64>) -> Self {
-        self.rate = rate;
-        self
-    }
-
-    pub fn with_ticks(mut self, every: Duration) -> Self {
-        self.ticks = Some(every);
-        self
-    }
-
-    pub fn with_kill(mut self, after: Option<f64>) -> Self {
-        self.kill_after = after;
-        self
-    }
-}
-
-/// What every buyer of a run shares.
-pub struct Ctx {
-    pub urls: Vec<String>,
-    pub shop: String,
-    /// Makes buyer ids unique per run.
-    pub run_id: String,
-    pub seed: u64,
-    pub mix: Mix,
-    pub socket: WebSocketConfig,
-    pub recorder: Recorder,
-    pub pacer: Option<Pacer>,
-    /// Messages left to send, when the run is bounded by a count.
-    budget: Option<AtomicU64>,
-    measure_from: Instant,
-    pub deadline: Instant,
-    pub answer_timeout: Duration,
-    /// Handed-off buyers wait for the agent to resolve their case.
-    pub agent: bool,
-    /// Messages per buyer before it leaves and a new buyer takes the connection; 0: never.
-    pub conversation: u64,
-    killed: AtomicBool,
-}
-
-impl Ctx {
-    /// Whether a buyer may send another message: before the deadline, budget left, alive.
-    pub fn may_send(&self) -> bool {
-        if Instant::now() >= self.deadline || self.killed() {
-            return false;
-        }
-        match &self.budget {
-            None => true,
-            Some(left) => left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok(),
-        }
-    }
-
-    pub fn measuring(&self, at: Instant) -> bool {
-        at >= self.measure_from && at <= self.deadline
-    }
-
-    pub fn killed(&self) -> bool {
-        self.killed.load(Ordering::Relaxed)
-    }
-}
-
-/// Spreads sends evenly at an aggregate rate: each send takes the next slot. A slot missed
-/// (every buyer was waiting for an answer) is not made up later in a burst.
-pub struct Pacer {
-    interval: Duration,
-    next: Mutex<Instant>,
-}
-
-impl Pacer {
-    fn new(rate: f64) -> Pacer {
-        Pacer {
-            interval: Duration::from_secs_f64(1.0 / rate.max(0.001)),
-            next: Mutex::new(Instant::now()),
-        }
-    }
-
-    pub async fn wait(&self) {
-        let at = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            let at = (*next).max(now);
-            *next = at + self.interval;
-            at
-        };
-        tokio::time::sleep_until(at).await;
-    }
-}
 
 pub async fn run(
     args: &Args,
@@ -143,30 +22,18 @@ pub async fn run(
     plan: &LoadPlan,
     label: &str,
 ) -> anyhow::Result<RunReport> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
     let started = Instant::now();
     let measure_from = started + Duration::from_secs_f64(plan.warmup);
     let deadline = measure_from + Duration::from_secs_f64(plan.duration);
     let use_agent = server.kind == ServerKind::Service && !args.no_agent;
-    let ctx = Arc::new(Ctx {
-        urls: server.urls.clone(),
-        shop: args.shop.clone(),
-        run_id: format!("{:x}{:x}", std::process::id(), nanos % 0xFFFF_FFFF),
-        seed: args.seed,
-        mix: Mix::new(args.weights.as_deref())?,
-        socket: buyer::socket_config(args.socket_buffer_bytes, args.max_frame_bytes),
-        recorder: Recorder::default(),
-        pacer: plan.rate.map(Pacer::new),
-        budget: plan.messages.map(AtomicU64::new),
+    let ctx = Arc::new(Ctx::new(
+        args,
+        server.urls.clone(),
+        plan,
         measure_from,
         deadline,
-        answer_timeout: Duration::from_secs_f64(args.answer_timeout),
-        agent: use_agent,
-        conversation: args.conversation,
-        killed: AtomicBool::new(false),
-    });
+        use_agent,
+    )?);
 
     let agent_stats = Arc::new(AgentStats::default());
     let stop_agent = CancellationToken::new();
@@ -227,7 +94,7 @@ pub async fn run(
     }
     if let Some(kill_at) = kill_at {
         tokio::time::sleep_until(kill_at).await;
-        ctx.killed.store(true, Ordering::Relaxed);
+        ctx.kill();
         // The server handle is shared; killing goes through its pid.
         server.kill9_now();
         killed = true;

@@ -4,10 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::Args;
 use crate::agent::AgentSummary;
-use crate::idle::IdleReport;
-use crate::load::LoadPlan;
+use crate::args::Args;
+use crate::plan::LoadPlan;
 use crate::recorder::Latencies;
 use crate::server::{Pinning, ServerKind};
 use crate::store_check::StoreCheck;
@@ -203,6 +202,44 @@ impl RunReport {
             );
         }
         out
+    }
+}
+
+/// What holding idle connections cost a server (`idle.rs`).
+#[derive(Debug, Serialize)]
+pub struct IdleReport {
+    pub server: &'static str,
+    pub connections: usize,
+    pub opened: usize,
+    pub failed: usize,
+    pub first_error: Option<String>,
+    pub rss_before_kib: Option<u64>,
+    pub rss_after_kib: Option<u64>,
+    pub rss_per_connection_kib: Option<f64>,
+    pub seconds_to_open: f64,
+}
+
+impl IdleReport {
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "== idle connections: {} ==\n  opened      {} of {} in {:.1} s ({} failed{})\n  server RSS  {} before, {} with them held: {} per idle connection",
+            self.server,
+            self.opened,
+            self.connections,
+            self.seconds_to_open,
+            self.failed,
+            self.first_error
+                .as_ref()
+                .map_or(String::new(), |e| format!("; first: {e}")),
+            mib(self.rss_before_kib),
+            mib(self.rss_after_kib),
+            self.rss_per_connection_kib
+                .map_or("?".to_string(), |k| format!("{k:.1} KiB")),
+        );
+        if self.server == "service" {
+            line += " (target: 16 KiB or less)";
+        }
+        line
     }
 }
 

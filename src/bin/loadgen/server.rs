@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::Args;
+use crate::args::Args;
 
 /// The core the server runs on, and the one the load generator runs on.
 const SERVER_CORE: usize = 0;

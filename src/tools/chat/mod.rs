@@ -6,9 +6,10 @@
 //! returns the lines to print, so it is tested like the responder. [`run`] loads the shops
 //! and wraps a session in a line editor (history, arrows, Ctrl-D).
 //!
-//! The answers are the service's own: the same `respond_staffed` with the same conversation
-//! state between lines. Nothing is stored and nothing is queued; a handoff only marks the
-//! conversation as being with the humans, so the bot stays silent until `/resolve`.
+//! The answers are the service's own: the same conversation step (`dialogue::step`) with
+//! the same conversation state between lines, including the case a handoff opens. Nothing is
+//! stored and nothing is queued: what the step would commit is taken as committed, so after
+//! a handoff the bot stays silent until `/resolve`.
 
 mod session;
 mod terminal;

@@ -7,11 +7,12 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 
 use crate::clock::SharedClock;
 use crate::conversation::ConversationState;
+use crate::dialogue::step::{self, AfterCommit, Humans};
 use crate::reply::{Reply, ReplyKind};
-use crate::responder;
 use crate::shop::schedule::Duty;
 use crate::shop::{Catalog, Shop};
 use crate::staffing::Staffing;
+use crate::store::{BuyerMessage, Conversation};
 
 /// Printed for every buyer line while a handoff is open.
 pub const SILENT: &str =
@@ -43,13 +44,13 @@ pub struct ChatSession {
     catalog: Catalog,
     shop: Arc<Shop>,
     /// What the bot remembers between lines, exactly as the service stores it.
-    state: ConversationState,
+    /// The conversation as the service keeps it (its state is what the bot remembers
+    /// between lines); it is never stored.
+    conversation: Conversation,
     /// Where "now" comes from while no `/time` is set.
     system_clock: SharedClock,
     /// The instant set with `/time`: the clock stands still there until changed.
     fixed_time: Option<DateTime<Utc>>,
-    /// Handoffs opened so far, to give each a dummy id as the service gives a real one.
-    handoffs_opened: usize,
     /// Set by `/quit`.
     finished: bool,
 }
@@ -66,10 +67,9 @@ impl ChatSession {
         Ok(ChatSession {
             catalog,
             shop,
-            state: ConversationState::default(),
+            conversation: console_conversation(shop_id),
             system_clock,
             fixed_time: None,
-            handoffs_opened: 0,
             finished: false,
         })
     }
@@ -121,19 +121,32 @@ impl ChatSession {
 
     /// What the bot remembers of this conversation.
     pub fn state(&self) -> &ConversationState {
-        &self.state
+        &self.conversation.state
     }
 
     fn buyer_message(&mut self, text: &str) -> Vec<String> {
-        if self.state.open_handoff.is_some() {
+        let humans = match self.conversation.state.open_handoff {
+            Some(_) => Humans::Case,
+            None => Humans::Bot(Staffing::default()),
+        };
+        let message = BuyerMessage {
+            text: text.to_string(),
+            client_id: None,
+        };
+        let shop = self.shop.clone();
+        // The service's own step; what it would commit is taken as committed.
+        let step = step::buyer_wrote(&shop, &self.conversation, message, humans, self.now());
+        let AfterCommit {
+            state,
+            replies,
+            handoff,
+            ..
+        } = step.after;
+        self.conversation.state = state;
+        if humans == Humans::Case {
             return vec![SILENT.to_string()];
         }
-        let now = self.now();
-        let shop = self.shop.clone();
-        let response =
-            responder::respond_staffed(&shop, &mut self.state, text, now, Staffing::default());
-        let needs_faq = response
-            .replies
+        let needs_faq = replies
             .iter()
             .any(|r| matches!(r.kind, ReplyKind::Faq | ReplyKind::Fallback));
         let best_faq_hit = match (&shop.faq, needs_faq) {
@@ -144,8 +157,8 @@ impl ChatSession {
                 .map(|hit| (faq.entries()[hit.entry].id.clone(), hit)),
             _ => None,
         };
-        let mut out = Vec::with_capacity(response.replies.len() + 1);
-        for reply in &response.replies {
+        let mut out = Vec::with_capacity(replies.len() + 1);
+        for reply in &replies {
             let mut label = format!("[{}", reply.kind.as_str());
             if let Some(intent) = &reply.intent {
                 label.push(' ');
@@ -171,11 +184,7 @@ impl ChatSession {
                 ));
             }
         }
-        if let Some(handoff) = response.handoff {
-            // The service stores the handoff and remembers its id; a dummy id is enough here
-            // to keep the bot silent as the service does.
-            self.handoffs_opened += 1;
-            self.state.open_handoff = Some(format!("console-{}", self.handoffs_opened));
+        if let Some(handoff) = handoff {
             out.push(format!(
                 "→ handoff: {} ({})",
                 handoff.intent,
@@ -201,7 +210,7 @@ impl ChatSession {
             "/time" => self.set_time(argument),
             "/reset" => {
                 no_argument(Vec::new())?;
-                self.state = ConversationState::default();
+                self.conversation = console_conversation(&self.shop.id);
                 let mut out = vec!["(a new conversation)".to_string()];
                 self.welcome(&mut out);
                 Ok(out)
@@ -211,7 +220,7 @@ impl ChatSession {
                     return Err(format!("usage: /shop ID (shops: {})", known(&self.catalog)));
                 }
                 self.shop = find_shop(&self.catalog, argument).map_err(|e| e.to_string())?;
-                self.state = ConversationState::default();
+                self.conversation = console_conversation(&self.shop.id);
                 let mut out = vec![format!(
                     "(shop {} ({}), a new conversation)",
                     self.shop.id, self.shop.name
@@ -221,7 +230,7 @@ impl ChatSession {
             }
             "/resolve" => {
                 no_argument(Vec::new())?;
-                Ok(vec![match self.state.open_handoff.take() {
+                Ok(vec![match self.conversation.state.open_handoff.take() {
                     Some(_) => "(resolved: the bot answers again)".to_string(),
                     None => "(no handoff is open: the bot is answering)".to_string(),
                 }])
@@ -283,9 +292,20 @@ impl ChatSession {
 
     fn welcome(&mut self, out: &mut Vec<String>) {
         let now = self.now();
-        if let Some(reply) = responder::welcome(&self.shop, &mut self.state, now) {
-            out.push(render_plain(&reply));
+        if let Some(welcome) = step::welcome(&self.shop, &self.conversation, now) {
+            self.conversation.state = welcome.after.state;
+            out.extend(welcome.after.replies.iter().map(render_plain));
         }
+    }
+}
+
+/// A conversation of the console with `shop`.
+fn console_conversation(shop: &str) -> Conversation {
+    Conversation {
+        id: "console".to_string(),
+        shop: shop.to_string(),
+        buyer: "console".to_string(),
+        state: ConversationState::default(),
     }
 }
 

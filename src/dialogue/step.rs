@@ -159,3 +159,108 @@ fn exchange(
         at: now,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::reply::ReplyKind;
+    use crate::shop::{FaqSource, load_shop};
+
+    fn shop() -> Shop {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
+        load_shop("default", &folder, FaqSource::default()).unwrap()
+    }
+
+    fn conversation(state: ConversationState) -> Conversation {
+        Conversation {
+            id: "c1".into(),
+            shop: "default".into(),
+            buyer: "b1".into(),
+            state,
+        }
+    }
+
+    fn message(text: &str) -> BuyerMessage {
+        BuyerMessage {
+            text: text.into(),
+            client_id: Some("m1".into()),
+        }
+    }
+
+    #[test]
+    fn a_request_for_a_human_opens_one_case_named_in_the_state_it_commits() {
+        let shop = shop();
+        let now = Utc::now();
+        let bot = Humans::Bot(Staffing::default());
+        let step = buyer_wrote(
+            &shop,
+            &conversation(Default::default()),
+            message("转人工"),
+            bot,
+            now,
+        );
+        let case = step.exchange.handoff.as_ref().expect("a case");
+        assert_eq!(step.after.handoff.as_ref(), Some(case));
+        assert_eq!(step.exchange.state.open_handoff.as_ref(), Some(&case.id));
+        assert_eq!(step.after.state, step.exchange.state);
+        assert_eq!(
+            (
+                case.status,
+                &*case.conversation,
+                &*case.buyer,
+                case.created_at
+            ),
+            (HandoffStatus::Queued, "c1", "b1", now)
+        );
+        assert!(
+            step.after
+                .replies
+                .iter()
+                .any(|r| r.kind == ReplyKind::Handoff)
+        );
+        assert_eq!(step.exchange.replies, step.after.replies);
+        assert!(!step.exchange.to_agents);
+    }
+
+    #[test]
+    fn with_the_humans_a_message_is_only_stored_and_passed_to_the_agents() {
+        let shop = shop();
+        let state = ConversationState {
+            open_handoff: Some("h1".into()),
+            ..Default::default()
+        };
+        let step = buyer_wrote(
+            &shop,
+            &conversation(state),
+            message("包邮吗"),
+            Humans::Case,
+            Utc::now(),
+        );
+        assert!(step.exchange.replies.is_empty() && step.after.replies.is_empty());
+        assert!(step.exchange.to_agents);
+        assert_eq!(step.after.to_agents.as_deref(), Some("包邮吗"));
+        assert_eq!(step.after.state.open_handoff.as_deref(), Some("h1"));
+        assert_eq!(step.exchange.handoff, None);
+    }
+
+    #[test]
+    fn a_case_the_desk_no_longer_has_open_is_forgotten_and_the_bot_answers() {
+        let shop = shop();
+        let state = ConversationState {
+            open_handoff: Some("h1".into()),
+            ..Default::default()
+        };
+        let bot = Humans::Bot(Staffing::default());
+        let step = buyer_wrote(
+            &shop,
+            &conversation(state),
+            message("包邮吗"),
+            bot,
+            Utc::now(),
+        );
+        assert_eq!(step.after.state.open_handoff, None);
+        assert!(!step.after.replies.is_empty());
+    }
+}

@@ -231,43 +231,34 @@ mod tests {
     fn the_case_variables_belong_to_the_case_texts() {
         let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
         let read = |name: &str| std::fs::read_to_string(folder.join(name)).unwrap();
-        let texts = |shop: String| ShopTexts {
-            shop,
-            intents: vec![("presale.toml".to_string(), read("presale.toml"))],
-            complaints: None,
-            synonyms: None,
-            agents: None,
+        let load = |shop: String| {
+            let texts = ShopTexts {
+                shop,
+                intents: vec![("presale.toml".to_string(), read("presale.toml"))],
+                complaints: None,
+                synonyms: None,
+                agents: None,
+            };
+            load_shop_texts("default", Path::new("shop"), &texts, FaqSource::default())
         };
-        let own = read(SHOP_FILE).replace(
-            "[templates]\n",
-            "[templates]\nqueued = [\"还有 {ahead} 位，约 {minutes} 分钟\"]\nclaimed = [\"{agent}来了\"]\n",
+        let shipped = read(SHOP_FILE);
+        assert_eq!(
+            load(shipped.clone()).unwrap().templates.case.queued.len(),
+            2
         );
-        let shop = load_shop_texts(
-            "default",
-            Path::new("shop"),
-            &texts(own),
-            FaqSource::default(),
-        )
-        .unwrap();
-        assert_eq!(shop.templates.case.queued.len(), 1);
-        assert_eq!(shop.templates.case.queued_first.len(), 1, "the default");
+        // Without case texts of its own, a shop gets the built-in ones.
+        let start = shipped.find("\nqueued = [").unwrap();
+        let end = shipped.find("\ngoodbye = [").unwrap();
+        let without = format!("{}{}", &shipped[..start], &shipped[end..]);
+        let defaults = load(without).unwrap().templates.case;
+        assert_eq!(defaults.queued.len(), 1);
+        assert_eq!(defaults.claimed.len(), 1);
 
-        let misplaced = read(SHOP_FILE)
-            .replace(
-                "[templates]\n",
-                "[templates]\nqueued_first = [\"第 {place} 位\"]\n",
-            )
-            .replace(
-                "\ngoodbye = [\n",
-                "\ngoodbye = [\n    \"再见，您排第 {place} 位\",\n",
-            );
-        let errors = load_shop_texts(
-            "default",
-            Path::new("shop"),
-            &texts(misplaced),
-            FaqSource::default(),
-        )
-        .unwrap_err();
+        let misplaced = shipped.replace(
+            "\ngoodbye = [\n",
+            "\ngoodbye = [\n    \"再见，您排第 {place} 位\",\n",
+        );
+        let errors = load(misplaced).unwrap_err();
         let message = errors[0].to_string();
         assert!(message.starts_with("shop/shop.toml:"), "{message}");
         assert!(message.contains("`templates.goodbye`"), "{message}");

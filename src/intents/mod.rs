@@ -60,7 +60,8 @@ pub struct IntentSpec {
     pub handoff: Option<HandoffPriority>,
     /// Tie-break among handoffs, higher first.
     pub priority: i32,
-    /// Answered only when no other intent matched (a greeting beside a question is noise).
+    /// Answered only when no other intent matched and the FAQ has no answer (a greeting
+    /// beside a question is noise).
     pub yield_to_others: bool,
     /// Ask the FAQ first: a confident FAQ answer replaces this intent's generic reply.
     pub defer_to_faq: bool,
@@ -247,6 +248,31 @@ impl IntentSet {
         }
         hits.sort_by_key(|h| h.position);
         hits
+    }
+}
+
+impl IntentSet {
+    /// The message without any keyword of `intents` in it: what is left to ask about once
+    /// the social words ("您好", "在吗") are set aside.
+    pub fn without_keywords_of(&self, normalized: &str, intents: &[usize]) -> String {
+        let mut rest = String::with_capacity(normalized.len());
+        let mut from = 0;
+        for m in self.automaton.find_iter(normalized) {
+            let theirs = self.roles[m.pattern().as_usize()]
+                .iter()
+                .any(|role| match *role {
+                    Role::Keyword { intent } | Role::ComboPart { intent, .. } => {
+                        intents.contains(&(intent as usize))
+                    }
+                    Role::Negator => false,
+                });
+            if theirs {
+                rest.push_str(&normalized[from..m.start()]);
+                from = m.end();
+            }
+        }
+        rest.push_str(&normalized[from..]);
+        rest
     }
 }
 

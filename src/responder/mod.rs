@@ -118,20 +118,38 @@ fn classify(
             _ => true,
         });
     }
+    let social = |i: &usize| shop.intents.intent(*i).yield_to_others;
     if intents.len() > 1 {
-        intents.retain(|&i| !shop.intents.intent(i).yield_to_others);
+        intents.retain(|i| !social(i));
     }
+    // Social intents (greeting, thanks…) give way to any real answer, the FAQ's included:
+    // "你好，我想申请价格保护" is a question, not a greeting.
+    let only_social = !intents.is_empty() && intents.iter().all(social);
     let defers = |i: &usize| shop.intents.intent(*i).defer_to_faq;
+    let ask_faq = intents.is_empty() || only_social || intents.iter().any(defers);
+    // Past social words, the FAQ answers what is left: "客服在吗" asks for nobody's hours.
+    let rest;
+    let question = if only_social {
+        rest = shop.intents.without_keywords_of(normalized, &intents);
+        rest.as_str()
+    } else {
+        normalized
+    };
     let faq_answer = match (&shop.faq, faq_rule) {
-        (Some(faq), Some(rule)) if intents.is_empty() || intents.iter().any(defers) => faq
-            .rank(normalized, crate::faq::RESPONDER_HITS)
+        (Some(faq), Some(rule)) if ask_faq && !question.trim().is_empty() => faq
+            .rank(question, crate::faq::RESPONDER_HITS)
             .into_iter()
             .find(|hit| {
                 now.is_none_or(|now| faq.entries()[hit.entry].answer.validity.contains(now))
             })
-            .filter(|best| rule.accepts(best)),
+            // A greeting's leftovers ("在不") are no question: taking the place of a social
+            // intent needs an entry that shares two words or more with what is left.
+            .filter(|best| rule.accepts(best) && (!only_social || best.shared_words >= 2)),
         _ => None,
     };
+    if only_social && faq_answer.is_some() {
+        intents.clear();
+    }
     let mut answers: Vec<Answerable> = Vec::with_capacity(intents.len() + 1);
     for intent in intents {
         match faq_answer {
@@ -422,6 +440,40 @@ mod tests {
 
     use super::*;
     use crate::shop::{FaqSource, load_shop};
+
+    fn answers(shop: &Shop, message: &str) -> Vec<String> {
+        let answered = match decide(shop, &shop.canonical(message)) {
+            Decision::Answer(answers) => answers,
+            other => panic!("{message}: {other:?}"),
+        };
+        answered
+            .into_iter()
+            .map(|a| match a {
+                Answerable::Intent(i) => shop.intents.intent(i).name.to_string(),
+                Answerable::Faq(e) => format!("faq:{}", shop.faq.as_ref().unwrap().entries()[e].id),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_greeting_gives_way_to_the_faq_but_not_to_its_own_leftovers() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let catalog = crate::shop::Catalog::load_with_faq(
+            &folder.join("intents"),
+            Some(&folder.join("index")),
+            None,
+        )
+        .unwrap();
+        let shop = catalog.get("default").unwrap();
+        let check = |message: &str, expected: &[&str]| {
+            assert_eq!(answers(shop, message), expected, "{message}");
+        };
+        check("你好，我想申请价格保护", &["faq:price_protection"]);
+        check("在吗", &["greeting"]);
+        check("客服在吗", &["greeting"]);
+        check("哈喽，有人在不", &["greeting"]);
+        check("在吗？能开发票吗", &["invoice"]);
+    }
 
     #[test]
     fn case_texts_tell_the_place_the_wait_and_who_took_the_case() {

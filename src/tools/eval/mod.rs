@@ -6,6 +6,12 @@
 //! service's own. FAQ cases are labelled `faq:<entry id>`; for them the report adds the
 //! ranking's top-1 accuracy and MRR@5, and for `none` lines the share answered anyway.
 //!
+//! Every report also has what the bot did on each line and the real-traffic figures
+//! (handoff recall, false handoffs, confident wrong answers, FAQ answers to `none` lines and,
+//! for a review corpus, reviews handed off by sentiment) with the targets of
+//! `docs/quality.md`. `--corpus DIR` runs every `DIR/labelled-*.tsv` and prints those
+//! figures as one table, a row per corpus.
+//!
 //! `cases` reads the file, `scoring` runs it through the responder and counts, and `report`
 //! renders the figures as text tables or JSON.
 
@@ -13,25 +19,37 @@ mod cases;
 mod report;
 mod scoring;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::shop::Catalog;
+use crate::shop::{Catalog, Shop};
 use crate::tools::RuleFolders;
 
-pub use cases::{Case, FAQ_PREFIX, NONE, parse_cases};
-pub use report::explain;
+pub use cases::{Case, FAQ_PREFIX, NONE, Sentiment, parse_cases};
+pub use report::{corpus_table, explain};
 pub use scoring::{
-    Confusion, Counts, FaqFigures, Miss, Report, SweepRow, evaluate, evaluate_with, predict, sweep,
+    Confusion, Counts, EXTRA_HANDOFF_LABELS, FaqFigures, LineResult, Miss, Report, SweepRow,
+    Traffic, check_labels, evaluate, evaluate_with, handoff_labels, predict, sweep,
 };
 
 /// The flags of `autoresponder eval`.
 #[derive(clap::Args)]
 pub struct EvalArgs {
-    /// The labelled file.
-    file: PathBuf,
+    /// The labelled file (`label<TAB>message`, with `<TAB>neg` or `<TAB>pos` for a review).
+    #[arg(required_unless_present = "corpus")]
+    file: Option<PathBuf>,
+    /// Instead of one file, run every `DIR/labelled-*.tsv` (from `scripts/corpus labelled`)
+    /// and print the real-traffic figures as one table, a row per corpus.
+    #[arg(
+        long,
+        value_name = "DIR",
+        num_args = 0..=1,
+        default_missing_value = "corpus",
+        conflicts_with_all = ["file", "explain", "sweep"]
+    )]
+    corpus: Option<PathBuf>,
     /// The shop whose rules are evaluated.
     #[arg(long, default_value = "default")]
     shop: String,
@@ -61,9 +79,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let shop = catalog
         .get(&args.shop)
         .with_context(|| format!("no shop `{}` in {}", args.shop, intents.display()))?;
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let cases = parse_cases(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    if let Some(dir) = &args.corpus {
+        return run_corpus(shop, dir, args.json);
+    }
+    let file = args
+        .file
+        .as_deref()
+        .expect("clap requires a file without --corpus");
+    let cases = read_cases(shop, file)?;
     let report = evaluate(shop, &cases);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report.to_json())?);
@@ -102,9 +125,53 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Reads a labelled file and checks its labels against the shop.
+fn read_cases(shop: &Shop, file: &Path) -> anyhow::Result<Vec<Case>> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let cases = parse_cases(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    check_labels(shop, &cases).map_err(|e| anyhow::anyhow!("{}:\n{e}", file.display()))?;
+    Ok(cases)
+}
+
+/// `eval --corpus DIR`: every `DIR/labelled-<name>.tsv`, one row each.
+fn run_corpus(shop: &Shop, dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_name()?.to_str()?;
+            let corpus = name.strip_prefix("labelled-")?.strip_suffix(".tsv")?;
+            Some((corpus.to_string(), path.clone()))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!(
+            "no labelled-*.tsv in {}: run `scripts/corpus build` and `scripts/corpus labelled`",
+            dir.display()
+        );
+    }
+    let mut rows = Vec::new();
+    for (name, path) in files {
+        let cases = read_cases(shop, &path)?;
+        rows.push((name, evaluate(shop, &cases).traffic));
+    }
+    if json {
+        let object: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(name, t)| (name.clone(), t.to_json()))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&object)?);
+    } else {
+        print!("{}", corpus_table(&rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::path::Path;
 
     use serde_json::json;
@@ -300,10 +367,121 @@ mod tests {
             "not_handed_off",
             "per_intent",
             "total",
+            "traffic",
+            "lines",
         ];
         expected.sort_unstable();
         let mut keys = keys;
         keys.sort_unstable();
         assert_eq!(keys, expected);
+    }
+
+    fn line(expected: &str, got: &str, kind: &str, sentiment: Option<Sentiment>) -> LineResult {
+        let set = |s: &str| s.split(',').map(str::to_string).collect();
+        LineResult {
+            line: 1,
+            expected: set(expected),
+            predicted: set(got),
+            handed_off: kind == "handoff",
+            intent_answer: kind == "intent",
+            faq_answer: kind == "faq",
+            sentiment,
+        }
+    }
+
+    #[test]
+    fn the_traffic_figures_count_handoffs_wrong_answers_and_reviews() {
+        let handoffs: BTreeSet<String> = ["after_sale", "complaint", "human", "order_check"]
+            .map(String::from)
+            .into();
+        let neg = Some(Sentiment::Negative);
+        let pos = Some(Sentiment::Positive);
+        let lines = [
+            // Handoff labels: two handed off (one under another handoff intent), two not.
+            line("after_sale", "complaint", "handoff", neg),
+            line("complaint", "complaint", "handoff", None),
+            line("order_check", "bargain", "intent", None),
+            line("after_sale", "none", "nothing", neg),
+            // The rest: one false handoff, one wrong FAQ answer to `none`, one partial answer
+            // (not wrong), one right answer, one wrong intent answer to a positive review.
+            line("logistics", "after_sale", "handoff", None),
+            line("none", "faq:down_content", "faq", None),
+            line("size,stock", "size", "intent", None),
+            line("free_shipping", "free_shipping", "intent", None),
+            line("none", "gift", "intent", pos),
+            line("none", "none", "nothing", pos),
+        ];
+        let t = Traffic::of(&lines, &handoffs);
+        assert_eq!((t.lines, t.correct), (10, 3));
+        assert_eq!((t.handed_off, t.handoff_lines), (2, 4));
+        assert_eq!((t.false_handoffs, t.other_lines), (1, 6));
+        // bargain for order_check, the FAQ entry and gift for `none`.
+        assert_eq!(t.confident_wrong, 3);
+        assert_eq!((t.none_faq, t.none_answered, t.none_lines), (1, 2, 3));
+        assert_eq!((t.negative_handed_off, t.negative), (1, 2));
+        assert_eq!((t.positive_handed_off, t.positive), (0, 2));
+        let json = t.to_json();
+        assert_eq!(
+            json["figures"]["handoff_recall"],
+            json!({"count": 2, "of": 4, "rate": 0.5, "target": 0.95, "at_least": true,
+                   "met": false})
+        );
+        assert_eq!(json["figures"]["positive_handed_off"]["met"], true);
+        let table = corpus_table(&[("a".to_string(), t.clone()), ("b".to_string(), t)]);
+        let all = table.lines().find(|l| l.starts_with("all")).unwrap();
+        assert!(
+            all.contains("4/8 50.0% *") && all.contains("0/4 0.0%"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn each_line_says_what_the_bot_did_and_reviews_carry_their_sentiment() {
+        let shop = shipped_shop();
+        let cases = parse_cases(
+            "free_shipping\t包邮吗\n\
+             complaint\t质量太差了，我要投诉\tneg\n\
+             order_check\t包邮吗\n",
+        )
+        .unwrap();
+        check_labels(&shop, &cases).unwrap();
+        let report = evaluate(&shop, &cases);
+        let flags: Vec<(bool, bool, bool)> = report
+            .lines
+            .iter()
+            .map(|l| (l.handed_off, l.intent_answer, l.faq_answer))
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                (false, true, false),
+                (true, false, false),
+                (false, true, false)
+            ]
+        );
+        assert_eq!(report.lines[1].sentiment, Some(Sentiment::Negative));
+        let t = &report.traffic;
+        assert_eq!((t.handed_off, t.handoff_lines), (1, 2));
+        assert_eq!((t.confident_wrong, t.negative_handed_off), (1, 1));
+        let json = report.to_json();
+        assert_eq!(
+            json["lines"][1],
+            json!({"line": 2, "expected": "complaint", "got": "complaint", "handed_off": true,
+                   "intent_answer": false, "faq_answer": false, "sentiment": "neg"})
+        );
+        assert!(report.render().contains("negative reviews handed off"));
+    }
+
+    #[test]
+    fn unknown_labels_and_sentiments_are_errors() {
+        let shop = shipped_shop();
+        let cases = parse_cases("shiping_time\t几天到\nfaq:nothing_like_it\t几天到\n").unwrap();
+        let error = check_labels(&shop, &cases).unwrap_err();
+        assert!(
+            error.contains("line 1: unknown label `shiping_time`")
+                && error.contains("line 2: unknown label `faq:nothing_like_it`"),
+            "{error}"
+        );
+        assert!(parse_cases("none\t好的\tmaybe\n").is_err());
     }
 }

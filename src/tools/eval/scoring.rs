@@ -1,10 +1,13 @@
 //! Running the cases through the responder and counting: precision and recall per label,
 //! the confusions, the cases that needed a human and did not get one, the FAQ's figures
-//! (top-1 accuracy, MRR, false answers), and the sweep of FAQ rules for calibration.
+//! (top-1 accuracy, MRR, false answers), what the bot did on every line and the real-traffic
+//! figures built from that (handoff recall, false handoffs, confident wrong answers, FAQ
+//! answers to `none` lines, reviews handed off by sentiment), and the sweep of FAQ rules for
+//! calibration.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::cases::{Case, FAQ_PREFIX, NONE, join};
+use super::cases::{Case, FAQ_PREFIX, NONE, Sentiment, join};
 use crate::faq::FaqRule;
 use crate::responder::{Answerable, Decision, decide_with};
 use crate::shop::Shop;
@@ -62,6 +65,176 @@ pub struct Report {
     /// (expected, predicted) label pairs of the misses, with how often each occurred.
     pub confusion: BTreeMap<(String, String), usize>,
     pub faq: FaqFigures,
+    /// What the bot did on each line, in file order.
+    pub lines: Vec<LineResult>,
+    /// The real-traffic figures computed from `lines`.
+    pub traffic: Traffic,
+}
+
+/// Labels a labelled file may use for behaviour the shop has no intent for yet, all of which
+/// mean "a human takes over" (see `tests/corpus/README.md`). With the shop's intents that
+/// have `handoff` set, these are the handoff labels. Any other label that is not an intent,
+/// an FAQ entry or `none` of the shop is an error (see [`check_labels`]).
+pub const EXTRA_HANDOFF_LABELS: &[&str] = &["order_check"];
+
+/// What the bot did with one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineResult {
+    pub line: usize,
+    pub expected: BTreeSet<String>,
+    /// The labels of the decision: the handoff intent, the answers, or `none`.
+    pub predicted: BTreeSet<String>,
+    /// The decision was a handoff intent.
+    pub handed_off: bool,
+    /// The bot answered with an intent's reply.
+    pub intent_answer: bool,
+    /// The bot answered with an FAQ entry.
+    pub faq_answer: bool,
+    pub sentiment: Option<Sentiment>,
+}
+
+impl LineResult {
+    /// The bot answered (an intent's reply or an FAQ entry): not a handoff, not the fallback.
+    pub fn answered(&self) -> bool {
+        self.intent_answer || self.faq_answer
+    }
+}
+
+/// The figures that say how the bot does on real traffic. Counts only; the rates are
+/// methods, so that totals over several files can be added up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Traffic {
+    pub lines: usize,
+    /// Lines that got exactly their labels.
+    pub correct: usize,
+    /// Lines with a handoff label, and how many of them the bot handed off.
+    pub handoff_lines: usize,
+    pub handed_off: usize,
+    /// Lines with no handoff label, and how many of them the bot handed off anyway.
+    pub other_lines: usize,
+    pub false_handoffs: usize,
+    /// Lines the bot answered (intent or FAQ) with something the label does not say.
+    pub confident_wrong: usize,
+    /// Lines labelled exactly `none`, how many got an FAQ answer, and how many any answer.
+    pub none_lines: usize,
+    pub none_faq: usize,
+    pub none_answered: usize,
+    /// Review lines by sentiment, and how many of each the bot handed off.
+    pub negative: usize,
+    pub negative_handed_off: usize,
+    pub positive: usize,
+    pub positive_handed_off: usize,
+}
+
+impl Traffic {
+    /// The figures of `lines`, where a label is a handoff when `handoffs` holds it.
+    pub fn of(lines: &[LineResult], handoffs: &BTreeSet<String>) -> Self {
+        let mut t = Traffic::default();
+        for l in lines {
+            t.lines += 1;
+            t.correct += usize::from(l.predicted == l.expected);
+            if l.expected.iter().any(|label| handoffs.contains(label)) {
+                t.handoff_lines += 1;
+                t.handed_off += usize::from(l.handed_off);
+            } else {
+                t.other_lines += 1;
+                t.false_handoffs += usize::from(l.handed_off);
+            }
+            if l.answered() && !l.predicted.is_subset(&l.expected) {
+                t.confident_wrong += 1;
+            }
+            if l.expected.len() == 1 && l.expected.contains(NONE) {
+                t.none_lines += 1;
+                t.none_faq += usize::from(l.faq_answer);
+                t.none_answered += usize::from(l.answered());
+            }
+            match l.sentiment {
+                Some(Sentiment::Negative) => {
+                    t.negative += 1;
+                    t.negative_handed_off += usize::from(l.handed_off);
+                }
+                Some(Sentiment::Positive) => {
+                    t.positive += 1;
+                    t.positive_handed_off += usize::from(l.handed_off);
+                }
+                None => {}
+            }
+        }
+        t
+    }
+
+    /// The sum of two files' figures.
+    pub fn add(&mut self, o: &Traffic) {
+        self.lines += o.lines;
+        self.correct += o.correct;
+        self.handoff_lines += o.handoff_lines;
+        self.handed_off += o.handed_off;
+        self.other_lines += o.other_lines;
+        self.false_handoffs += o.false_handoffs;
+        self.confident_wrong += o.confident_wrong;
+        self.none_lines += o.none_lines;
+        self.none_faq += o.none_faq;
+        self.none_answered += o.none_answered;
+        self.negative += o.negative;
+        self.negative_handed_off += o.negative_handed_off;
+        self.positive += o.positive;
+        self.positive_handed_off += o.positive_handed_off;
+    }
+
+    /// Whether the file is a review corpus (its lines carry a sentiment).
+    pub fn has_reviews(&self) -> bool {
+        self.negative + self.positive > 0
+    }
+}
+
+/// The labels that mean "a human takes over" in `shop`: its intents with `handoff` set and
+/// [`EXTRA_HANDOFF_LABELS`].
+pub fn handoff_labels(shop: &Shop) -> BTreeSet<String> {
+    shop.intents
+        .intents()
+        .iter()
+        .filter(|i| i.handoff.is_some())
+        .map(|i| i.name.to_string())
+        .chain(EXTRA_HANDOFF_LABELS.iter().map(|l| l.to_string()))
+        .collect()
+}
+
+/// Every label must be `none`, an intent of the shop, `faq:<id>` of one of its FAQ entries,
+/// or one of [`EXTRA_HANDOFF_LABELS`]; otherwise the figures would silently count a typo
+/// as a label the bot can never give. The error lists every unknown label with its line.
+pub fn check_labels(shop: &Shop, cases: &[Case]) -> Result<(), String> {
+    let faq_ids: BTreeSet<&str> = shop
+        .faq
+        .as_ref()
+        .map(|f| f.entries().iter().map(|e| &*e.id).collect())
+        .unwrap_or_default();
+    let known = |label: &str| {
+        label == NONE
+            || shop.intents.index_of(label).is_some()
+            || EXTRA_HANDOFF_LABELS.contains(&label)
+            || label
+                .strip_prefix(FAQ_PREFIX)
+                .is_some_and(|id| faq_ids.contains(id))
+    };
+    let unknown: Vec<String> = cases
+        .iter()
+        .flat_map(|c| {
+            c.expected
+                .iter()
+                .filter(|l| !known(l))
+                .map(move |l| format!("line {}: unknown label `{l}`", c.line))
+        })
+        .collect();
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}
+(a label is `none`, an intent or `faq:<id>` of the shop, or one of {})",
+            unknown.join("\n"),
+            EXTRA_HANDOFF_LABELS.join(", ")
+        ))
+    }
 }
 
 /// The FAQ's own figures.
@@ -138,13 +311,37 @@ fn ratio(a: usize, b: usize) -> f64 {
 
 /// The labels the shop gives a message under `faq_rule`, and whether it was handed off.
 pub fn predict(shop: &Shop, message: &str, faq_rule: Option<FaqRule>) -> (BTreeSet<String>, bool) {
+    let p = predict_kinds(shop, message, faq_rule);
+    (p.labels, p.handed_off)
+}
+
+struct Prediction {
+    labels: BTreeSet<String>,
+    handed_off: bool,
+    intent_answer: bool,
+    faq_answer: bool,
+}
+
+fn predict_kinds(shop: &Shop, message: &str, faq_rule: Option<FaqRule>) -> Prediction {
     match decide_with(shop, &shop.canonical(message), faq_rule) {
-        Decision::Handoff(i) => (
-            BTreeSet::from([shop.intents.intent(i).name.to_string()]),
-            true,
-        ),
-        Decision::Answer(list) => (list.iter().map(|a| label(shop, *a)).collect(), false),
-        Decision::Nothing => (BTreeSet::from([NONE.to_string()]), false),
+        Decision::Handoff(i) => Prediction {
+            labels: BTreeSet::from([shop.intents.intent(i).name.to_string()]),
+            handed_off: true,
+            intent_answer: false,
+            faq_answer: false,
+        },
+        Decision::Answer(list) => Prediction {
+            labels: list.iter().map(|a| label(shop, *a)).collect(),
+            handed_off: false,
+            intent_answer: list.iter().any(|a| matches!(a, Answerable::Intent(_))),
+            faq_answer: list.iter().any(|a| matches!(a, Answerable::Faq(_))),
+        },
+        Decision::Nothing => Prediction {
+            labels: BTreeSet::from([NONE.to_string()]),
+            handed_off: false,
+            intent_answer: false,
+            faq_answer: false,
+        },
     }
 }
 
@@ -173,7 +370,17 @@ pub fn evaluate_with(shop: &Shop, cases: &[Case], faq_rule: Option<FaqRule>) -> 
         .map(|i| &*i.name)
         .collect();
     for case in cases {
-        let (predicted, handed_off) = predict(shop, &case.message, faq_rule);
+        let p = predict_kinds(shop, &case.message, faq_rule);
+        let (predicted, handed_off) = (p.labels, p.handed_off);
+        report.lines.push(LineResult {
+            line: case.line,
+            expected: case.expected.clone(),
+            predicted: predicted.clone(),
+            handed_off,
+            intent_answer: p.intent_answer,
+            faq_answer: p.faq_answer,
+            sentiment: case.sentiment,
+        });
         report.total += 1;
         score_faq(shop, case, &predicted, &mut report.faq);
         for label in case.expected.union(&predicted) {
@@ -206,6 +413,7 @@ pub fn evaluate_with(shop: &Shop, cases: &[Case], faq_rule: Option<FaqRule>) -> 
             report.misses.push(miss);
         }
     }
+    report.traffic = Traffic::of(&report.lines, &handoff_labels(shop));
     report
 }
 

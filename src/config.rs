@@ -413,4 +413,23 @@ mod tests {
         check("postgresql://u@db/ar", true, "postgresql://u@db/ar");
         check("postgres://db/ar", true, "postgres://db/ar");
     }
+
+    #[test]
+    fn a_mistyped_admin_token_hash_fails_when_the_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let hash = "ab".repeat(32);
+        std::fs::write(&path, format!("admin_token_sha256 = \"{hash}\"\n")).unwrap();
+        let mut config = ServeConfig::default();
+        ConfigFile::read(&path).unwrap().apply(&mut config);
+        assert_eq!(config.admin_token_sha256, Some(TokenHash([0xab; 32])));
+
+        std::fs::write(&path, "watch_rules = true\nadmin_token_sha256 = \"abc\"\n").unwrap();
+        let error = ConfigFile::read(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("c.toml:2") && error.contains("64 hex digits"),
+            "{error}"
+        );
+        assert!("not hex".parse::<TokenHash>().is_err());
+    }
 }

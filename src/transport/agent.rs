@@ -11,12 +11,13 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::App;
 use super::auth::{self, AgentIdentity};
-use super::outbound::{self, Closed, ConnectionGuard, Outbound};
+use super::outbound::{Closed, Outbound};
 use super::rate::RateLimiter;
 use super::wire::{AgentFrame, ErrorCode, ServerFrame, parse_agent_frame};
 use crate::desk::{DeskError, Presence};
@@ -43,20 +44,23 @@ pub async fn upgrade(
         shop = %identity.shop.id,
         agent = %identity.agent.id
     );
-    super::accept_socket(app, remote, &headers, ws, span, move |app, socket| {
-        session(app, identity, socket)
-    })
+    super::accept_socket(
+        app,
+        remote,
+        &headers,
+        ws,
+        span,
+        "agent",
+        move |app, stream, outbound| session(app, identity, stream, outbound),
+    )
 }
 
-async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
-    let _counted = ConnectionGuard::new(&app.metrics, "agent");
-    let (sink, mut stream) = socket.split();
-    let (outbound, writer) = Outbound::start(
-        sink,
-        app.limits.outbound_queue,
-        app.limits.outbound_wait,
-        app.metrics.clone(),
-    );
+async fn session(
+    app: Arc<App>,
+    identity: AgentIdentity,
+    mut stream: SplitStream<WebSocket>,
+    outbound: Outbound,
+) {
     let AgentIdentity { shop, agent } = identity;
     let crate::desk::Console {
         link,
@@ -128,9 +132,6 @@ async fn session(app: Arc<App>, identity: AgentIdentity, socket: WebSocket) {
     let current = console.shop().unwrap_or(shop);
     app.desk.detach_agent(&current, &console.agent.id, link);
     tracing::info!("agent disconnected");
-    drop(console);
-    // The writer ends once the queue is drained (the close frame included), or is aborted.
-    outbound::finish(writer).await;
 }
 
 struct Console {

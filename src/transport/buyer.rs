@@ -15,13 +15,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::App;
-use super::outbound::{self, Closed, ConnectionGuard, Outbound};
+use super::outbound::{Closed, Outbound};
 use super::rate::RateLimiter;
 use super::wire::{BuyerFrame, ErrorCode, ServerFrame, parse_buyer_frame};
 use crate::clock::rfc3339;
@@ -78,20 +79,24 @@ pub async fn upgrade(
     }
     let conn_id = app.next_connection_id();
     let span = tracing::info_span!("buyer", conn_id, shop = %shop_id);
-    super::accept_socket(app, remote, &headers, ws, span, move |app, socket| {
-        session(app, shop_id, buyer, socket)
-    })
+    super::accept_socket(
+        app,
+        remote,
+        &headers,
+        ws,
+        span,
+        "buyer",
+        move |app, stream, outbound| session(app, shop_id, buyer, stream, outbound),
+    )
 }
 
-async fn session(app: Arc<App>, shop_id: String, buyer: String, socket: WebSocket) {
-    let _counted = ConnectionGuard::new(&app.metrics, "buyer");
-    let (sink, mut stream) = socket.split();
-    let (outbound, writer) = Outbound::start(
-        sink,
-        app.limits.outbound_queue,
-        app.limits.outbound_wait,
-        app.metrics.clone(),
-    );
+async fn session(
+    app: Arc<App>,
+    shop_id: String,
+    buyer: String,
+    mut stream: SplitStream<WebSocket>,
+    outbound: Outbound,
+) {
     let connection = Connection {
         app,
         shop_id,
@@ -104,9 +109,6 @@ async fn session(app: Arc<App>, shop_id: String, buyer: String, socket: WebSocke
             .read_loop(&mut conversation, &mut stream, &mut pushes.inbox)
             .await;
     }
-    drop(connection);
-    // The writer ends once the queue is drained (the close frame included), or is aborted.
-    outbound::finish(writer).await;
 }
 
 /// The socket side of one buyer's connection; the conversation itself is a [`BuyerSession`].
@@ -162,7 +164,7 @@ impl Connection {
     async fn read_loop(
         &self,
         conversation: &mut BuyerSession,
-        stream: &mut futures_util::stream::SplitStream<WebSocket>,
+        stream: &mut SplitStream<WebSocket>,
         pushes: &mut mpsc::Receiver<BuyerPush>,
     ) {
         let limits = self.app.limits.clone();

@@ -18,18 +18,20 @@ pub mod wire;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use self::outbound::{ConnectionGuard, Outbound};
 use crate::clock::SharedClock;
 use crate::config::{Limits, ServeConfig, TokenHash};
 use crate::desk::Desk;
@@ -108,17 +110,20 @@ impl App {
 
 /// Completes a websocket upgrade: takes a place of the connection caps for `address`
 /// (refused with 503 when full), sizes the socket by the limits, and runs `session` as a
-/// tracked task in `span`, holding the place until the socket is closed.
+/// tracked task in `span`, with the socket's incoming half and its outbound queue. Once the
+/// session returns (dropping its queue), the writer drains what is queued, and the place is
+/// held until the socket is closed.
 fn accept_socket<S, F>(
     app: Arc<App>,
     address: std::net::SocketAddr,
     headers: &axum::http::HeaderMap,
     ws: WebSocketUpgrade,
     span: tracing::Span,
+    side: &'static str,
     session: S,
 ) -> Response
 where
-    S: FnOnce(Arc<App>, WebSocket) -> F + Send + 'static,
+    S: FnOnce(Arc<App>, SplitStream<WebSocket>, Outbound) -> F + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
     let slot = match app.connection_slot(address, headers) {
@@ -134,7 +139,18 @@ where
         .on_upgrade(move |socket| {
             let tracker = app.tracker.clone();
             let connection = async move {
-                session(app, socket).await;
+                let _counted = ConnectionGuard::new(&app.metrics, side);
+                let (sink, stream) = socket.split();
+                let (outbound, writer) = Outbound::start(
+                    sink,
+                    app.limits.outbound_queue,
+                    app.limits.outbound_wait,
+                    app.metrics.clone(),
+                );
+                session(app, stream, outbound).await;
+                // The writer ends once the queue is drained (the close frame included), or
+                // is aborted.
+                outbound::finish(writer).await;
                 drop(slot);
             };
             tracker.track_future(connection.instrument(span))

@@ -64,6 +64,13 @@ pub struct FaqRule {
     pub single_word_confidence: f32,
     /// How far the best entry must lead the second, as a share of its score.
     pub min_margin: f32,
+    /// Messages shorter than this (characters of the canonical text) get no FAQ answer:
+    /// "好吧", "哪个", "已经付了" are fragments of a conversation, not questions.
+    pub min_chars: usize,
+    /// How many words a message that does not read as a question must share with the best
+    /// entry's questions: a statement ("我已经下单了") matches an entry by accident far more
+    /// often than a question does.
+    pub statement_words: usize,
 }
 
 impl Default for FaqRule {
@@ -72,18 +79,26 @@ impl Default for FaqRule {
             min_confidence: 0.2,
             single_word_confidence: 0.35,
             min_margin: 0.0,
+            min_chars: 5,
+            statement_words: 3,
         }
     }
 }
 
 impl FaqRule {
     pub fn accepts(&self, best: &FaqHit) -> bool {
-        let needed = if best.shared_words >= 2 {
-            self.min_confidence
-        } else if best.question {
-            self.single_word_confidence
-        } else {
+        if best.chars < self.min_chars {
             return false;
+        }
+        let needed = if !best.question {
+            if best.shared_words < self.statement_words.max(2) {
+                return false;
+            }
+            self.min_confidence
+        } else if best.shared_words >= 2 {
+            self.min_confidence
+        } else {
+            self.single_word_confidence
         };
         best.confidence >= needed && best.margin >= self.min_margin
     }
@@ -113,6 +128,8 @@ pub struct FaqHit {
     pub shared_words: usize,
     /// Whether the buyer's message reads as a question.
     pub question: bool,
+    /// How long the buyer's message is, in characters of its canonical form.
+    pub chars: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -348,6 +365,7 @@ impl FaqIndex {
             .collect();
         let runner_up = best.get(1).map_or(0.0, |&(_, s)| s);
         let question = looks_like_question(normalized);
+        let chars = normalized.chars().count();
         best.iter()
             .enumerate()
             .take(limit)
@@ -362,6 +380,7 @@ impl FaqIndex {
                 },
                 shared_words: if rank == 0 { shared_words } else { 0 },
                 question,
+                chars,
             })
             .collect()
     }
@@ -409,6 +428,31 @@ fn idf(doc_freq: u64, doc_count: u64) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fragments_and_loose_statements_get_no_answer() {
+        let rule = FaqRule::default();
+        let hit = |chars, question, shared_words| FaqHit {
+            entry: 0,
+            score: 10.0,
+            confidence: 0.9,
+            margin: 0.5,
+            shared_words,
+            question,
+            chars,
+        };
+        assert!(rule.accepts(&hit(8, true, 2)));
+        assert!(
+            rule.accepts(&hit(8, true, 1)),
+            "a question may share one telling word"
+        );
+        assert!(!rule.accepts(&hit(4, true, 2)), "a fragment");
+        assert!(
+            !rule.accepts(&hit(8, false, 2)),
+            "a statement sharing two words"
+        );
+        assert!(rule.accepts(&hit(8, false, 3)));
+    }
     use crate::normalize::normalize;
 
     fn index() -> FaqIndex {

@@ -53,6 +53,8 @@ pub struct FaqRuleFile {
     pub min_confidence: Option<f32>,
     pub single_word_confidence: Option<f32>,
     pub min_margin: Option<f32>,
+    pub min_chars: Option<usize>,
+    pub statement_words: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -22,6 +22,8 @@ pub(super) fn faq_rule(file: &FaqRuleFile) -> FaqRule {
             .single_word_confidence
             .unwrap_or(default.single_word_confidence),
         min_margin: file.min_margin.unwrap_or(default.min_margin),
+        min_chars: file.min_chars.unwrap_or(default.min_chars),
+        statement_words: file.statement_words.unwrap_or(default.statement_words),
     }
 }
 

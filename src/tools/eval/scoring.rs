@@ -473,6 +473,7 @@ pub fn sweep(shop: &Shop, cases: &[Case]) -> Vec<SweepRow> {
                     min_confidence,
                     single_word_confidence,
                     min_margin,
+                    ..FaqRule::default()
                 };
                 let report = evaluate_with(shop, cases, Some(rule));
                 rows.push(SweepRow {

@@ -44,15 +44,8 @@ pub async fn upgrade(
         shop = %identity.shop.id,
         agent = %identity.agent.id
     );
-    super::accept_socket(
-        app,
-        remote,
-        &headers,
-        ws,
-        span,
-        "agent",
-        move |app, stream, outbound| session(app, identity, stream, outbound),
-    )
+    let run = move |app, stream, outbound| session(app, identity, stream, outbound);
+    super::accept_socket(app, remote, &headers, ws, span, "agent", run)
 }
 
 async fn session(

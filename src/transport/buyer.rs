@@ -79,15 +79,8 @@ pub async fn upgrade(
     }
     let conn_id = app.next_connection_id();
     let span = tracing::info_span!("buyer", conn_id, shop = %shop_id);
-    super::accept_socket(
-        app,
-        remote,
-        &headers,
-        ws,
-        span,
-        "buyer",
-        move |app, stream, outbound| session(app, shop_id, buyer, stream, outbound),
-    )
+    let run = move |app, stream, outbound| session(app, shop_id, buyer, stream, outbound);
+    super::accept_socket(app, remote, &headers, ws, span, "buyer", run)
 }
 
 async fn session(

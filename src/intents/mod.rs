@@ -10,6 +10,7 @@
 //! This module does no I/O and knows nothing of replies; it only says what was asked.
 
 pub mod complaints;
+pub mod purchase;
 
 use std::sync::Arc;
 
@@ -65,6 +66,9 @@ pub struct IntentSpec {
     pub yield_to_others: bool,
     /// Ask the FAQ first: a confident FAQ answer replaces this intent's generic reply.
     pub defer_to_faq: bool,
+    /// A pre-sale answer (the dispatch promise, stock, free shipping, bargaining): it never
+    /// answers a message that speaks of an order already placed (see [`purchase`]).
+    pub presale: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -307,6 +311,7 @@ mod tests {
             priority: 0,
             yield_to_others: false,
             defer_to_faq: false,
+            presale: false,
         }
     }
 

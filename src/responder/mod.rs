@@ -119,6 +119,29 @@ fn classify(
         });
     }
     let social = |i: &usize| shop.intents.intent(*i).yield_to_others;
+    // A pre-sale answer (the dispatch promise, stock…) is wrong for an order already placed:
+    // such a message goes to the shop's own-order intent when nothing else answers it. A
+    // pre-sale keyword inside a cue ("到货" in "收到货了") asked nothing: it only goes.
+    let presale = |i: &usize| shop.intents.intent(*i).presale;
+    let cues = if intents.iter().any(presale) {
+        shop.purchase.cues_in(normalized)
+    } else {
+        Vec::new()
+    };
+    if !cues.is_empty() {
+        let asked = hits.iter().any(|h| {
+            presale(&h.intent)
+                && intents.contains(&h.intent)
+                && !cues.iter().any(|cue| cue.contains(&h.position))
+        });
+        intents.retain(|i| !presale(i));
+        if let Some(own) = shop.purchase.own_order
+            && asked
+            && intents.iter().all(social)
+        {
+            intents = vec![own];
+        }
+    }
     if intents.len() > 1 {
         intents.retain(|i| !social(i));
     }
@@ -453,6 +476,51 @@ mod tests {
                 Answerable::Faq(e) => format!("faq:{}", shop.faq.as_ref().unwrap().entries()[e].id),
             })
             .collect()
+    }
+
+    #[test]
+    fn a_presale_answer_gives_way_to_the_own_order_intent_after_an_order() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
+        let mut shop = load_shop("default", &folder, FaqSource::default()).unwrap();
+        let check = |shop: &Shop, message: &str, expected: Decision| {
+            let names = |d: &Decision| format!("{d:?}");
+            let got = decide_with(shop, &shop.canonical(message), None);
+            assert_eq!(names(&got), names(&expected), "{message}");
+        };
+        let intent = |name: &str| Answerable::Intent(shop.intents.index_of(name).unwrap());
+        let (shipping, logistics, free) = (
+            intent("shipping_time"),
+            intent("logistics"),
+            intent("free_shipping"),
+        );
+        check(&shop, "什么时候能到", Decision::Answer(vec![shipping]));
+        check(
+            &shop,
+            "我的快递什么时候能到",
+            Decision::Answer(vec![logistics]),
+        );
+        check(
+            &shop,
+            "在吗，这单今天能发吗",
+            Decision::Answer(vec![logistics]),
+        );
+        check(
+            &shop,
+            "单号 ７７３２０１４５６７８９０１ 什么时候到",
+            Decision::Answer(vec![logistics]),
+        );
+        // Another answer stays; the pre-sale one goes without a replacement.
+        check(
+            &shop,
+            "已付款了，能开发票吗，包邮吗",
+            Decision::Answer(vec![intent("invoice")]),
+        );
+        check(&shop, "包邮吗", Decision::Answer(vec![free]));
+        // "到货" inside the cue "收到货了" asks nothing about dispatch.
+        check(&shop, "收到货了，颜色挺正", Decision::Nothing);
+        // Without an own-order intent the message falls back.
+        shop.purchase.own_order = None;
+        check(&shop, "我的快递什么时候能到", Decision::Nothing);
     }
 
     #[test]

@@ -198,7 +198,7 @@ mod tests {
     /// messages that point at a line of it (a shop without intent files has other mistakes).
     fn load_errors(calendar: &str, peak_extra: &str) -> (String, Vec<String>) {
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default/shop.toml");
-        let text = std::fs::read_to_string(shipped).unwrap();
+        let text = std::fs::read_to_string(&shipped).unwrap();
         let start = text
             .find("\n[calendar]")
             .expect("the shipped shop has a calendar")
@@ -210,6 +210,12 @@ mod tests {
         let text = text.replacen("[[peak]]\n", &format!("[[peak]]\n{peak_extra}\n"), 1);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("shop.toml"), &text).unwrap();
+        // The intents that `[purchase]` names.
+        std::fs::copy(
+            shipped.with_file_name("presale.toml"),
+            dir.path().join("presale.toml"),
+        )
+        .unwrap();
         let errors = match load_shop("default", dir.path(), FaqSource::default()) {
             Ok(_) => Vec::new(),
             Err(errors) => errors

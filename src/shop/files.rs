@@ -32,6 +32,21 @@ pub struct ShopFile {
     pub faq: FaqRuleFile,
     #[serde(default)]
     pub widget: WidgetFile,
+    #[serde(default)]
+    pub purchase: PurchaseFile,
+}
+
+/// Where the buyer is in the purchase; see `intents::purchase`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseFile {
+    /// Phrases that show the buyer writes about an order already placed ("我的快递", "签收").
+    #[serde(default)]
+    pub after_order: Vec<Text>,
+    /// A run of at least this many digits is an order or tracking number; absent: none.
+    pub order_number_digits: Option<Spanned<usize>>,
+    /// The intent that answers about the buyer's own order, instead of a pre-sale answer.
+    pub own_order: Option<Text>,
 }
 
 /// Who may open the shop's chat; see `shop::widget`.
@@ -210,6 +225,9 @@ pub struct IntentFile {
     /// Ask the FAQ first; its confident answer replaces this intent's generic one.
     #[serde(default)]
     pub defer_to_faq: bool,
+    /// A pre-sale answer: never given to a message that speaks of an order already placed.
+    #[serde(default)]
+    pub presale: bool,
 }
 
 /// One reply variant as written, with where it was written.

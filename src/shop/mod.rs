@@ -155,6 +155,8 @@ pub struct Shop {
     pub staff: staff::Staff,
     /// Who may open the shop's chat.
     pub widget: widget::WidgetRules,
+    /// Cues that a message speaks of an order already placed.
+    pub purchase: crate::intents::purchase::PurchaseCues,
 }
 
 impl Shop {

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::context::Context;
+use crate::intents::purchase::PurchaseCues;
 use crate::intents::{HandoffPriority, IntentSpec};
-use crate::shop::files::{IntentFile, IntentsFile};
+use crate::shop::files::{IntentFile, IntentsFile, PurchaseFile};
 use crate::shop::{Action, TemplateName};
 use crate::source::SourceFile;
 
@@ -100,6 +101,12 @@ impl Context<'_> {
             }
             priority
         });
+        if intent.presale && handoff.is_some() {
+            self.errors.push(src.error_at(
+                at.clone(),
+                format!("intent \"{name}\": a handoff cannot be `presale`"),
+            ));
+        }
         let ways = usize::from(!intent.replies.is_empty())
             + usize::from(intent.ladder)
             + usize::from(intent.template.is_some());
@@ -153,8 +160,64 @@ impl Context<'_> {
                 priority: intent.priority,
                 yield_to_others: intent.yield_to_others,
                 defer_to_faq: intent.defer_to_faq,
+                presale: intent.presale,
             },
             action?,
         ))
     }
 }
+
+impl Context<'_> {
+    /// The `[purchase]` table of `shop.toml`: the after-order cues, canonicalised like
+    /// keywords, and the intent that answers about the buyer's own order.
+    pub(super) fn purchase(
+        &mut self,
+        src: &SourceFile,
+        file: &PurchaseFile,
+        specs: &[IntentSpec],
+    ) -> Option<PurchaseCues> {
+        let before = self.errors.len();
+        let cues = self.normalized_all(src, &file.after_order);
+        let digits = file.order_number_digits.as_ref().map(|d| {
+            if *d.get_ref() < MIN_ORDER_NUMBER_DIGITS {
+                self.errors.push(src.error_at(
+                    d.span(),
+                    format!(
+                        "order_number_digits must be at least {MIN_ORDER_NUMBER_DIGITS}, or phone \
+                         numbers and prices would count as orders"
+                    ),
+                ));
+            }
+            *d.get_ref()
+        });
+        let own_order = file.own_order.as_ref().and_then(|name| {
+            let found = specs.iter().position(|s| *s.name == *name.get_ref().trim());
+            let problem = match found.map(|i| &specs[i]) {
+                None => Some("is not an intent of this shop"),
+                Some(spec) if spec.presale => Some("is marked `presale`"),
+                Some(spec) if spec.handoff.is_some() => Some("is a handoff"),
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                self.errors.push(src.error_at(
+                    name.span(),
+                    format!("own_order \"{}\" {problem}", name.get_ref()),
+                ));
+            }
+            found
+        });
+        if self.errors.len() > before {
+            return None;
+        }
+        match PurchaseCues::build(&cues, digits, own_order) {
+            Ok(cues) => Some(cues),
+            Err(e) => {
+                self.errors.push(src.error(e.to_string()));
+                None
+            }
+        }
+    }
+}
+
+/// Fewer digits than this are prices, quantities or phone numbers, not order numbers.
+const MIN_ORDER_NUMBER_DIGITS: usize = 10;

@@ -144,6 +144,7 @@ fn build_shop(
     let templates = ctx.templates(&shop_src, &shop_file);
     let negators: Vec<String> = ctx.normalized_all(&shop_src, &shop_file.matching.negators);
     let (specs, actions) = ctx.intent_files(&intent_files);
+    let purchase = ctx.purchase(&shop_src, &shop_file.purchase, &specs);
     let complaints = texts
         .complaints
         .as_ref()
@@ -160,7 +161,9 @@ fn build_shop(
             None
         }
     };
-    match (schedule, shipping, ladder, templates, intents, staff) {
+    match (
+        schedule, shipping, ladder, templates, intents, staff, purchase,
+    ) {
         (
             Some(schedule),
             Some(shipping),
@@ -168,6 +171,7 @@ fn build_shop(
             Some(templates),
             Some(intents),
             Some(staff),
+            Some(purchase),
         ) if errors.is_empty() => Ok(Shop {
             id: Arc::from(id),
             name: shop_file.name,
@@ -184,6 +188,7 @@ fn build_shop(
             faq: faq_index,
             staff,
             widget,
+            purchase,
         }),
         _ => Err(errors),
     }
@@ -225,6 +230,54 @@ mod tests {
             "{}",
             errors[0]
         );
+    }
+
+    #[test]
+    fn purchase_mistakes_are_reported_with_file_and_line() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
+        let read = |name: &str| std::fs::read_to_string(folder.join(name)).unwrap();
+        let shipped = read(SHOP_FILE);
+        let errors = |purchase: &str| {
+            let start = shipped.find("\n[purchase]").unwrap() + 1;
+            let end = start + shipped[start..].find("\n[matching]").unwrap() + 1;
+            let shop = format!("{}{purchase}\n{}", &shipped[..start], &shipped[end..]);
+            let line = shop[..start].matches('\n').count() + 2;
+            let texts = ShopTexts {
+                shop,
+                intents: vec![("presale.toml".to_string(), read("presale.toml"))],
+                complaints: None,
+                synonyms: None,
+                agents: None,
+            };
+            let errors: Vec<String> =
+                load_shop_texts("default", Path::new("shop"), &texts, FaqSource::default())
+                    .unwrap_err()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+            (line, errors)
+        };
+        for (purchase, message) in [
+            (
+                "[purchase]\nafter_order = [\"我的订单\", \"！！\"]",
+                "is empty",
+            ),
+            ("[purchase]\nafter_orders = [\"我的订单\"]", "unknown field"),
+            ("[purchase]\nown_order = \"tracking\"", "is not an intent"),
+            (
+                "[purchase]\nown_order = \"shipping_time\"",
+                "is marked `presale`",
+            ),
+            ("[purchase]\norder_number_digits = 4", "at least"),
+        ] {
+            let (line, errors) = errors(purchase);
+            assert_eq!(errors.len(), 1, "{purchase}: {errors:#?}");
+            assert!(
+                errors[0].starts_with(&format!("shop/shop.toml:{line}:"))
+                    && errors[0].contains(message),
+                "{purchase}: {errors:#?}"
+            );
+        }
     }
 
     #[test]

@@ -198,6 +198,23 @@ fn build_shop(
 mod tests {
     use super::*;
 
+    fn shipped(name: &str) -> String {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
+        std::fs::read_to_string(folder.join(name)).unwrap()
+    }
+
+    /// Loads the shipped shop's pre-sale intents with `shop` as its `shop.toml`.
+    fn load_with_shop_file(shop: String) -> Result<Shop, Vec<LoadError>> {
+        let texts = ShopTexts {
+            shop,
+            intents: vec![("presale.toml".to_string(), shipped("presale.toml"))],
+            complaints: None,
+            synonyms: None,
+            agents: None,
+        };
+        load_shop_texts("default", Path::new("shop"), &texts, FaqSource::default())
+    }
+
     #[test]
     fn a_shop_loads_from_texts_as_from_its_folder() {
         let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
@@ -234,27 +251,17 @@ mod tests {
 
     #[test]
     fn purchase_mistakes_are_reported_with_file_and_line() {
-        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
-        let read = |name: &str| std::fs::read_to_string(folder.join(name)).unwrap();
-        let shipped = read(SHOP_FILE);
+        let shipped = shipped(SHOP_FILE);
         let errors = |purchase: &str| {
             let start = shipped.find("\n[purchase]").unwrap() + 1;
             let end = start + shipped[start..].find("\n[matching]").unwrap() + 1;
             let shop = format!("{}{purchase}\n{}", &shipped[..start], &shipped[end..]);
             let line = shop[..start].matches('\n').count() + 2;
-            let texts = ShopTexts {
-                shop,
-                intents: vec![("presale.toml".to_string(), read("presale.toml"))],
-                complaints: None,
-                synonyms: None,
-                agents: None,
-            };
-            let errors: Vec<String> =
-                load_shop_texts("default", Path::new("shop"), &texts, FaqSource::default())
-                    .unwrap_err()
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+            let errors: Vec<String> = load_with_shop_file(shop)
+                .unwrap_err()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             (line, errors)
         };
         for (purchase, message) in [
@@ -282,19 +289,8 @@ mod tests {
 
     #[test]
     fn the_case_variables_belong_to_the_case_texts() {
-        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
-        let read = |name: &str| std::fs::read_to_string(folder.join(name)).unwrap();
-        let load = |shop: String| {
-            let texts = ShopTexts {
-                shop,
-                intents: vec![("presale.toml".to_string(), read("presale.toml"))],
-                complaints: None,
-                synonyms: None,
-                agents: None,
-            };
-            load_shop_texts("default", Path::new("shop"), &texts, FaqSource::default())
-        };
-        let shipped = read(SHOP_FILE);
+        let load = load_with_shop_file;
+        let shipped = shipped(SHOP_FILE);
         assert_eq!(
             load(shipped.clone()).unwrap().templates.case.queued.len(),
             2

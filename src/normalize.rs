@@ -55,6 +55,32 @@ fn ends_with_ascii_word(s: &str) -> bool {
     s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
+/// The runs of digits in `text` (full-width ones too), each with where it stands (bytes) and
+/// its digits in ASCII: order and tracking numbers are long runs.
+pub fn digit_runs(text: &str) -> Vec<(std::ops::Range<usize>, String)> {
+    let mut runs = Vec::new();
+    let mut run = String::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        let digit = match c {
+            '0'..='9' => Some(c),
+            '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32),
+            _ => None,
+        };
+        match digit {
+            Some(d) => {
+                if run.is_empty() {
+                    start = i;
+                }
+                run.push(d);
+            }
+            None if !run.is_empty() => runs.push((start..i, std::mem::take(&mut run))),
+            None => {}
+        }
+    }
+    runs
+}
+
 /// True when `c` can be part of an ASCII word; used to match English keywords as whole words.
 pub fn is_word_char(c: char) -> bool {
     c.is_ascii_alphanumeric()

@@ -125,23 +125,9 @@ impl AgentPush {
 /// 16–19 digits; couriers' tracking numbers 12–15), full-width digits included.
 pub fn order_numbers<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
-    for text in texts {
-        let mut run = String::new();
-        for c in text.chars().chain(std::iter::once(' ')) {
-            let digit = match c {
-                '0'..='9' => Some(c),
-                '０'..='９' => char::from_u32(c as u32 - '０' as u32 + '0' as u32),
-                _ => None,
-            };
-            match digit {
-                Some(d) => run.push(d),
-                None => {
-                    if (12..=20).contains(&run.len()) && !found.contains(&run) {
-                        found.push(run.clone());
-                    }
-                    run.clear();
-                }
-            }
+    for (_, run) in texts.flat_map(crate::normalize::digit_runs) {
+        if (12..=20).contains(&run.len()) && !found.contains(&run) {
+            found.push(run);
         }
     }
     found

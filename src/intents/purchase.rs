@@ -68,19 +68,10 @@ impl PurchaseCues {
             None => Vec::new(),
         };
         if let Some(min) = self.order_number_digits {
-            let mut start = None;
-            for (i, c) in normalized.char_indices().chain([(normalized.len(), ' ')]) {
-                match (c.is_ascii_digit(), start) {
-                    (true, None) => start = Some(i),
-                    (false, Some(s)) => {
-                        if i - s >= min {
-                            found.push(s..i);
-                        }
-                        start = None;
-                    }
-                    _ => {}
-                }
-            }
+            let numbers = crate::normalize::digit_runs(normalized)
+                .into_iter()
+                .filter(|(_, digits)| digits.len() >= min);
+            found.extend(numbers.map(|(range, _)| range));
         }
         found
     }

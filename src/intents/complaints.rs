@@ -7,7 +7,10 @@
 //! - negators and hedges right before a term cancel it ("不差", "会不会掉色");
 //! - neutral phrases are longer matches that swallow a term inside them ("不错", "差不多");
 //! - a target word ("质量", "客服") adds a bonus once some judgement was found;
-//! - a message ending in a question particle is damped: it is more often a worry than a report.
+//! - negators right after a term cancel it too ("一点破损都没有", "色差也没有");
+//! - a message ending in a question particle is damped: it is more often a worry than a report;
+//! - praise in the same message ("好吃", "满意") damps the whole: "不错，就是稍慢" is feedback,
+//!   while damage told beside praise ("不错，可惜洒了") still weighs enough.
 //!
 //! The score is the sum; at or above the threshold the message is handed off to the intent of
 //! the strongest term. Everything is one leftmost-longest aho-corasick pass, no I/O.
@@ -36,6 +39,11 @@ pub struct LexiconSpec {
     pub negators: Vec<String>,
     pub hedges: Vec<String>,
     pub neutral: Vec<String>,
+    /// Cancel the term right before them ("破损都没有").
+    pub negators_after: Vec<String>,
+    pub praise: Vec<String>,
+    /// The total is multiplied by this when the message praises something (1.0: no effect).
+    pub praise_damping: f32,
     pub intensifiers: Vec<(String, f32)>,
     pub terms: Vec<TermSpec>,
 }
@@ -44,8 +52,18 @@ pub struct LexiconSpec {
 enum Role {
     Term { weight: f32, handoff_intent: usize },
     Cancel,
+    CancelBefore,
     Neutral,
+    Praise,
     Intensifier(f32),
+}
+
+/// A term found in a message, with its weight after the modifiers before it.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    end: usize,
+    scored: f32,
+    handoff_intent: usize,
 }
 
 /// A compiled lexicon.
@@ -59,6 +77,7 @@ pub struct ComplaintLexicon {
     threshold: f32,
     window: usize,
     question_damping: f32,
+    praise_damping: f32,
     target_bonus: f32,
 }
 
@@ -102,6 +121,12 @@ impl ComplaintLexicon {
         for word in &spec.neutral {
             add(word, Role::Neutral);
         }
+        for word in &spec.negators_after {
+            add(word, Role::CancelBefore);
+        }
+        for word in &spec.praise {
+            add(word, Role::Praise);
+        }
         for (word, factor) in &spec.intensifiers {
             add(word, Role::Intensifier(*factor));
         }
@@ -120,16 +145,17 @@ impl ComplaintLexicon {
             threshold: spec.threshold,
             window: spec.window,
             question_damping: spec.question_damping,
+            praise_damping: spec.praise_damping,
             target_bonus: spec.target_bonus,
         })
     }
 
     pub fn score(&self, normalized: &str) -> ComplaintScore {
-        let mut total = 0.0f32;
-        let mut strongest: Option<(f32, usize)> = None;
         // Modifiers seen so far: (end offset, role). Only those within `window` chars of a
         // term's start apply to it.
         let mut modifiers: Vec<(usize, Role)> = Vec::new();
+        let mut found: Vec<Found> = Vec::new();
+        let mut praised = false;
         for m in self.automaton.find_iter(normalized) {
             for role in &self.roles[m.pattern().as_usize()] {
                 match *role {
@@ -137,28 +163,35 @@ impl ComplaintLexicon {
                         weight,
                         handoff_intent,
                     } => {
-                        let mut factor = 1.0f32;
-                        for &(end, modifier) in &modifiers {
-                            if end > m.start()
-                                || normalized[end..m.start()].chars().count() > self.window
-                            {
-                                continue;
-                            }
-                            match modifier {
-                                Role::Cancel => factor = 0.0,
-                                Role::Intensifier(f) => factor *= f,
-                                _ => {}
-                            }
+                        let factor = self.factor_before(normalized, &modifiers, m.start());
+                        found.push(Found {
+                            end: m.end(),
+                            scored: weight * factor,
+                            handoff_intent,
+                        });
+                    }
+                    Role::CancelBefore => {
+                        if let Some(last) = found.last_mut()
+                            && last.end == m.start()
+                        {
+                            last.scored = 0.0;
                         }
-                        let scored = weight * factor;
-                        total += scored;
-                        if scored > 0.0 && strongest.is_none_or(|(s, _)| scored > s) {
-                            strongest = Some((scored, handoff_intent));
-                        }
+                    }
+                    Role::Praise => {
+                        // "不满意" is a term; a praise word with a negator before it is none.
+                        praised |= self.factor_before(normalized, &modifiers, m.start()) > 0.0;
                     }
                     Role::Cancel | Role::Intensifier(_) => modifiers.push((m.end(), *role)),
                     Role::Neutral => {}
                 }
+            }
+        }
+        let mut total = 0.0f32;
+        let mut strongest: Option<(f32, usize)> = None;
+        for f in &found {
+            total += f.scored;
+            if f.scored > 0.0 && strongest.is_none_or(|(s, _)| f.scored > s) {
+                strongest = Some((f.scored, f.handoff_intent));
             }
         }
         if total > 0.0
@@ -172,6 +205,9 @@ impl ComplaintLexicon {
         if ends_in_question_particle(normalized) {
             total *= self.question_damping;
         }
+        if praised {
+            total *= self.praise_damping;
+        }
         let handoff_intent = strongest
             .filter(|_| total >= self.threshold)
             .map(|(_, intent)| intent);
@@ -179,6 +215,23 @@ impl ComplaintLexicon {
             score: total,
             handoff_intent,
         }
+    }
+
+    /// What the modifiers standing within `window` chars before `start` make of a word there:
+    /// 0 when negated, the product of the intensifiers otherwise.
+    fn factor_before(&self, normalized: &str, modifiers: &[(usize, Role)], start: usize) -> f32 {
+        let mut factor = 1.0f32;
+        for &(end, modifier) in modifiers {
+            if end > start || normalized[end..start].chars().count() > self.window {
+                continue;
+            }
+            match modifier {
+                Role::Cancel => factor = 0.0,
+                Role::Intensifier(f) => factor *= f,
+                _ => {}
+            }
+        }
+        factor
     }
 }
 
@@ -200,7 +253,10 @@ mod tests {
             targets: words(&["质量", "客服", "态度", "图片"]),
             negators: words(&["不", "没"]),
             hedges: words(&["会不会", "会", "担心"]),
-            neutral: words(&["不错", "差不多", "差价"]),
+            neutral: words(&["差不多", "差价"]),
+            negators_after: words(&["都没有", "也没有"]),
+            praise: words(&["不错", "好吃"]),
+            praise_damping: 0.6,
             intensifiers: vec![("太".into(), 1.5), ("很".into(), 1.2), ("完全".into(), 1.5)],
             terms: vec![
                 TermSpec {
@@ -257,5 +313,24 @@ mod tests {
         check("会不会掉色啊", None);
         check("担心掉色", None);
         check("和上次不一样", None);
+    }
+
+    #[test]
+    fn a_negator_after_the_term_cancels_it() {
+        check("一点色差都没有", None);
+        check("垃圾也没有", None);
+        // Only right after it: the damage stands when the negation is about something else.
+        check("破了，客服也没有回", Some(AFTER_SALE));
+    }
+
+    #[test]
+    fn praise_damps_mild_judgements_but_not_damage() {
+        // 差 with 太 is 3.0 alone, 1.8 beside praise.
+        check("太差了", Some(COMPLAINT));
+        check("味道不错，就是包装太差", None);
+        // Damage with a target: (2 + 2 x 1.5 + 1) x 0.6 still reaches the threshold.
+        check("好吃，可惜质量太差还破了", Some(COMPLAINT));
+        // Praise that is negated is no praise.
+        check("太差了，真的不好吃", Some(COMPLAINT));
     }
 }

@@ -9,6 +9,7 @@
 //!
 //! This module does no I/O and knows nothing of replies; it only says what was asked.
 
+pub mod asking;
 pub mod complaints;
 pub mod purchase;
 
@@ -69,6 +70,9 @@ pub struct IntentSpec {
     /// A pre-sale answer (the dispatch promise, stock, free shipping, bargaining): it never
     /// answers a message that speaks of an order already placed (see [`purchase`]).
     pub presale: bool,
+    /// Answers only a message that asks something (see [`asking`]): a statement that merely
+    /// names the keyword ("还送了赠品") is not a question about it.
+    pub questions_only: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -312,6 +316,7 @@ mod tests {
             yield_to_others: false,
             defer_to_faq: false,
             presale: false,
+            questions_only: false,
         }
     }
 

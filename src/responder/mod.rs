@@ -118,6 +118,15 @@ fn classify(
             _ => true,
         });
     }
+    // "用了几天不错，还送了赠品" names the gift but asks nothing about it, nor anything the
+    // FAQ would answer.
+    let only_told = intents
+        .iter()
+        .any(|&i| shop.intents.intent(i).questions_only)
+        && !shop.questions.asks(normalized);
+    if only_told {
+        intents.retain(|&i| !shop.intents.intent(i).questions_only);
+    }
     let social = |i: &usize| shop.intents.intent(*i).yield_to_others;
     // A pre-sale answer (the dispatch promise, stock…) is wrong for an order already placed:
     // such a message goes to the shop's own-order intent when nothing else answers it. A
@@ -149,7 +158,7 @@ fn classify(
     // "你好，我想申请价格保护" is a question, not a greeting.
     let only_social = !intents.is_empty() && intents.iter().all(social);
     let defers = |i: &usize| shop.intents.intent(*i).defer_to_faq;
-    let ask_faq = intents.is_empty() || only_social || intents.iter().any(defers);
+    let ask_faq = !only_told && (intents.is_empty() || only_social || intents.iter().any(defers));
     // Past social words, the FAQ answers what is left: "客服在吗" asks for nobody's hours.
     let rest;
     let question = if only_social {

@@ -34,6 +34,19 @@ pub struct ShopFile {
     pub widget: WidgetFile,
     #[serde(default)]
     pub purchase: PurchaseFile,
+    #[serde(default)]
+    pub questions: QuestionsFile,
+}
+
+/// What makes a message a question; see `intents::asking`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuestionsFile {
+    /// Question and request words: a message holding one asks ("吗", "多少", "帮我").
+    #[serde(default)]
+    pub words: Vec<Text>,
+    /// A message of at most this many characters asks by its shortness ("包邮").
+    pub short: Option<Spanned<usize>>,
 }
 
 /// Where the buyer is in the purchase; see `intents::purchase`.
@@ -228,6 +241,9 @@ pub struct IntentFile {
     /// A pre-sale answer: never given to a message that speaks of an order already placed.
     #[serde(default)]
     pub presale: bool,
+    /// Answers only messages that ask (`[questions]` in shop.toml).
+    #[serde(default)]
+    pub questions_only: bool,
 }
 
 /// One reply variant as written, with where it was written.
@@ -264,11 +280,11 @@ impl RawReply {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComplaintsFile {
-    pub threshold: f32,
+    pub threshold: Spanned<f32>,
     #[serde(default = "default_window")]
     pub window: usize,
-    #[serde(default = "default_damping")]
-    pub question_damping: f32,
+    /// Default 0.5.
+    pub question_damping: Option<Spanned<f32>>,
     #[serde(default)]
     pub target_bonus: f32,
     #[serde(default)]
@@ -276,11 +292,17 @@ pub struct ComplaintsFile {
     #[serde(default)]
     pub negators: Vec<Text>,
     #[serde(default)]
+    pub negators_after: Vec<Text>,
+    #[serde(default)]
     pub hedges: Vec<Text>,
     #[serde(default)]
     pub neutral: Vec<Text>,
     #[serde(default)]
-    pub intensifiers: BTreeMap<String, f32>,
+    pub praise: Vec<Text>,
+    /// Default 1 (praise changes nothing).
+    pub praise_damping: Option<Spanned<f32>>,
+    #[serde(default)]
+    pub intensifiers: BTreeMap<String, Spanned<f32>>,
     #[serde(default)]
     pub term: Vec<TermFile>,
 }
@@ -289,14 +311,10 @@ fn default_window() -> usize {
     3
 }
 
-fn default_damping() -> f32 {
-    0.5
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TermFile {
     pub words: Vec<Text>,
-    pub weight: f32,
+    pub weight: Spanned<f32>,
     pub handoff: Text,
 }

@@ -157,6 +157,8 @@ pub struct Shop {
     pub widget: widget::WidgetRules,
     /// Cues that a message speaks of an order already placed.
     pub purchase: crate::intents::purchase::PurchaseCues,
+    /// What makes a message a question, for the `questions_only` intents.
+    pub questions: crate::intents::asking::QuestionCues,
 }
 
 impl Shop {

@@ -8,6 +8,7 @@ use crate::intents::IntentSpec;
 use crate::intents::complaints::{ComplaintLexicon, LexiconSpec, TermSpec};
 use crate::shop::files::ComplaintsFile;
 use crate::source::SourceFile;
+use toml::Spanned;
 
 impl Context<'_> {
     /// The lexicon of a `complaints.toml`; `intents` are the shop's, for the terms' handoffs.
@@ -34,8 +35,28 @@ impl Context<'_> {
         intents: &[IntentSpec],
     ) -> Option<ComplaintLexicon> {
         let before = self.errors.len();
+        let threshold = self.number(src, &file.threshold, "`threshold`", Range::Positive);
+        let question_damping = file.question_damping.as_ref().map_or(0.5, |v| {
+            self.number(src, v, "`question_damping`", Range::Fraction)
+        });
+        let praise_damping = file.praise_damping.as_ref().map_or(1.0, |v| {
+            self.number(src, v, "`praise_damping`", Range::Fraction)
+        });
+        let weights: Vec<f32> = file
+            .term
+            .iter()
+            .map(|t| self.number(src, &t.weight, "a term's `weight`", Range::Positive))
+            .collect();
+        let intensifiers: Vec<(String, f32)> = file
+            .intensifiers
+            .iter()
+            .map(|(w, f)| {
+                let what = format!("the intensifier \"{w}\"");
+                (w.clone(), self.number(src, f, &what, Range::Positive))
+            })
+            .collect();
         let mut terms = Vec::new();
-        for term in &file.term {
+        for (term, weight) in file.term.iter().zip(weights) {
             let target = intents
                 .iter()
                 .position(|i| *i.name == **term.handoff.get_ref() && i.handoff.is_some());
@@ -51,21 +72,23 @@ impl Context<'_> {
             };
             terms.push(TermSpec {
                 words: self.normalized_all(src, &term.words),
-                weight: term.weight,
+                weight,
                 handoff_intent,
             });
         }
         let spec = LexiconSpec {
-            threshold: file.threshold,
+            threshold,
             window: file.window,
-            question_damping: file.question_damping,
+            question_damping,
+            praise_damping,
             target_bonus: file.target_bonus,
             targets: self.normalized_all(src, &file.targets),
             negators: self.normalized_all(src, &file.negators),
             hedges: self.normalized_all(src, &file.hedges),
             neutral: self.normalized_all(src, &file.neutral),
-            intensifiers: file
-                .intensifiers
+            negators_after: self.normalized_all(src, &file.negators_after),
+            praise: self.normalized_all(src, &file.praise),
+            intensifiers: intensifiers
                 .iter()
                 .map(|(w, f)| (self.canonical(w), *f))
                 .filter(|(w, _)| !w.is_empty())
@@ -83,4 +106,27 @@ impl Context<'_> {
             }
         }
     }
+
+    /// A number of the lexicon, or an error naming its line when it is out of `range`.
+    fn number(&mut self, src: &SourceFile, value: &Spanned<f32>, what: &str, range: Range) -> f32 {
+        let v = *value.get_ref();
+        let (ok, rule) = match range {
+            Range::Positive => (v.is_finite() && v > 0.0, "above 0"),
+            Range::Fraction => (v > 0.0 && v <= 1.0, "above 0 and at most 1"),
+        };
+        if !ok {
+            self.errors
+                .push(src.error_at(value.span(), format!("{what} is {v}: it must be {rule}")));
+        }
+        v
+    }
+}
+
+/// What a number of the lexicon may be.
+#[derive(Clone, Copy)]
+enum Range {
+    /// A weight, a factor or the threshold.
+    Positive,
+    /// A damping factor.
+    Fraction,
 }

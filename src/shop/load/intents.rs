@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::context::Context;
+use crate::intents::asking::QuestionCues;
 use crate::intents::purchase::PurchaseCues;
 use crate::intents::{HandoffPriority, IntentSpec};
-use crate::shop::files::{IntentFile, IntentsFile, PurchaseFile};
+use crate::shop::files::{IntentFile, IntentsFile, PurchaseFile, QuestionsFile};
 use crate::shop::{Action, TemplateName};
 use crate::source::SourceFile;
 
@@ -161,6 +162,7 @@ impl Context<'_> {
                 yield_to_others: intent.yield_to_others,
                 defer_to_faq: intent.defer_to_faq,
                 presale: intent.presale,
+                questions_only: intent.questions_only,
             },
             action?,
         ))
@@ -218,6 +220,55 @@ impl Context<'_> {
         }
     }
 }
+
+impl Context<'_> {
+    /// The `[questions]` table of `shop.toml`. An intent marked `questions_only` needs it: a
+    /// shop without question words would let such an intent answer everything.
+    pub(super) fn questions(
+        &mut self,
+        src: &SourceFile,
+        file: &QuestionsFile,
+        specs: &[IntentSpec],
+    ) -> Option<QuestionCues> {
+        let before = self.errors.len();
+        let words = self.normalized_all(src, &file.words);
+        let short = file.short.as_ref().map_or(DEFAULT_SHORT_QUESTION, |s| {
+            if *s.get_ref() > MAX_SHORT_QUESTION {
+                self.errors.push(src.error_at(
+                    s.span(),
+                    format!(
+                        "short must be at most {MAX_SHORT_QUESTION}: longer messages are \
+                         statements as often as questions"
+                    ),
+                ));
+            }
+            *s.get_ref()
+        });
+        if words.is_empty()
+            && let Some(spec) = specs.iter().find(|s| s.questions_only)
+        {
+            self.errors.push(src.error(format!(
+                "intent \"{}\" is `questions_only`, but shop.toml has no `[questions]` words \
+                 to tell a question by",
+                spec.name
+            )));
+        }
+        if self.errors.len() > before {
+            return None;
+        }
+        match QuestionCues::build(&words, short) {
+            Ok(cues) => Some(cues),
+            Err(e) => {
+                self.errors.push(src.error(e.to_string()));
+                None
+            }
+        }
+    }
+}
+
+/// `[questions].short` when not given, and its largest sensible value.
+const DEFAULT_SHORT_QUESTION: usize = 5;
+const MAX_SHORT_QUESTION: usize = 12;
 
 /// Fewer digits than this are prices, quantities or phone numbers, not order numbers.
 const MIN_ORDER_NUMBER_DIGITS: usize = 10;

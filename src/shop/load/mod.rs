@@ -145,6 +145,7 @@ fn build_shop(
     let negators: Vec<String> = ctx.normalized_all(&shop_src, &shop_file.matching.negators);
     let (specs, actions) = ctx.intent_files(&intent_files);
     let purchase = ctx.purchase(&shop_src, &shop_file.purchase, &specs);
+    let questions = ctx.questions(&shop_src, &shop_file.questions, &specs);
     let complaints = texts
         .complaints
         .as_ref()
@@ -162,7 +163,7 @@ fn build_shop(
         }
     };
     match (
-        schedule, shipping, ladder, templates, intents, staff, purchase,
+        schedule, shipping, ladder, templates, intents, staff, purchase, questions,
     ) {
         (
             Some(schedule),
@@ -172,6 +173,7 @@ fn build_shop(
             Some(intents),
             Some(staff),
             Some(purchase),
+            Some(questions),
         ) if errors.is_empty() => Ok(Shop {
             id: Arc::from(id),
             name: shop_file.name,
@@ -189,6 +191,7 @@ fn build_shop(
             staff,
             widget,
             purchase,
+            questions,
         }),
         _ => Err(errors),
     }
@@ -254,7 +257,7 @@ mod tests {
         let shipped = shipped(SHOP_FILE);
         let errors = |purchase: &str| {
             let start = shipped.find("\n[purchase]").unwrap() + 1;
-            let end = start + shipped[start..].find("\n[matching]").unwrap() + 1;
+            let end = start + shipped[start..].find("\n[questions]").unwrap() + 1;
             let shop = format!("{}{purchase}\n{}", &shipped[..start], &shipped[end..]);
             let line = shop[..start].matches('\n').count() + 2;
             let errors: Vec<String> = load_with_shop_file(shop)
@@ -283,6 +286,79 @@ mod tests {
                 errors[0].starts_with(&format!("shop/shop.toml:{line}:"))
                     && errors[0].contains(message),
                 "{purchase}: {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn question_cue_mistakes_are_reported_with_file_and_line() {
+        let shipped = shipped(SHOP_FILE);
+        let start = shipped.find("\n[questions]").unwrap() + 1;
+        let end = start + shipped[start..].find("\n[matching]").unwrap() + 1;
+        let line = shipped[..start].matches('\n').count() + 1;
+        let with = |questions: &str| {
+            let shop = format!("{}{questions}\n{}", &shipped[..start], &shipped[end..]);
+            load_with_shop_file(shop)
+                .map(|_| ())
+                .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        let errors = with("[questions]\nwords = [\"吗\"]\nshort = 40").unwrap_err();
+        assert!(
+            errors.len() == 1 && errors[0].starts_with(&format!("shop/shop.toml:{}:", line + 2)),
+            "{errors:#?}"
+        );
+        assert!(errors[0].contains("short must be at most"), "{errors:#?}");
+        // The shipped intents are `questions_only`: without words they could not tell.
+        let errors = with("").unwrap_err();
+        assert!(
+            errors.len() == 1 && errors[0].contains("`questions_only`"),
+            "{errors:#?}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_lexicon_numbers_are_reported_with_file_and_line() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
+        let read = |name: &str| std::fs::read_to_string(folder.join(name)).unwrap();
+        let shipped = read(COMPLAINTS_FILE);
+        for (from, to, message) in [
+            ("threshold = 2.0", "threshold = -1.0", "`threshold` is -1"),
+            (
+                "praise_damping = 0.6",
+                "praise_damping = 1.5",
+                "`praise_damping` is 1.5",
+            ),
+            (
+                "\"太\" = 1.5",
+                "\"太\" = 0.0",
+                "the intensifier \"太\" is 0",
+            ),
+            ("weight = 3.0", "weight = -3.0", "a term's `weight` is -3"),
+        ] {
+            let at = shipped.find(from).unwrap();
+            let line = shipped[..at].matches('\n').count() + 1;
+            let complaints = shipped.replacen(from, to, 1);
+            let texts = ShopTexts {
+                shop: read(SHOP_FILE),
+                intents: ["aftersale.toml", "presale.toml"]
+                    .iter()
+                    .map(|name| (name.to_string(), read(name)))
+                    .collect(),
+                complaints: Some(complaints),
+                synonyms: None,
+                agents: None,
+            };
+            let errors: Vec<String> =
+                load_shop_texts("default", Path::new("shop"), &texts, FaqSource::default())
+                    .unwrap_err()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+            assert!(
+                errors.len() == 1
+                    && errors[0].starts_with(&format!("shop/complaints.toml:{line}:"))
+                    && errors[0].contains(message),
+                "{to}: {errors:#?}"
             );
         }
     }

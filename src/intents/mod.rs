@@ -280,6 +280,27 @@ impl IntentSet {
     }
 }
 
+impl IntentSet {
+    /// Where the keywords of `intents` stand in the message (byte ranges, in order): what the
+    /// intents' generic replies answer, so that the rest is what the buyer asked beyond them.
+    pub fn keyword_spans_of(&self, normalized: &str, intents: &[usize]) -> Vec<(usize, usize)> {
+        self.automaton
+            .find_iter(normalized)
+            .filter(|m| {
+                self.roles[m.pattern().as_usize()]
+                    .iter()
+                    .any(|role| match *role {
+                        Role::Keyword { intent } | Role::ComboPart { intent, .. } => {
+                            intents.contains(&(intent as usize))
+                        }
+                        Role::Negator => false,
+                    })
+            })
+            .map(|m| (m.start(), m.end()))
+            .collect()
+    }
+}
+
 fn record(hits: &mut Vec<Hit>, intent: usize, position: usize) {
     if !hits.iter().any(|h| h.intent == intent) {
         hits.push(Hit { intent, position });

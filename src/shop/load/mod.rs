@@ -20,12 +20,12 @@ mod widget;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::Shop;
 use super::files::ShopFile;
 use super::folder::{
     COMPLAINTS_FILE, SHOP_FILE, STAFF_FILE, SYNONYMS_FILE, file_name, intent_files,
 };
 use super::staff::{Staff, staff_from_text};
+use super::{FaqShadows, Shop};
 use crate::intents::IntentSet;
 use crate::source::{LoadError, SourceFile, read_source};
 use context::Context;
@@ -151,7 +151,7 @@ fn build_shop(
         .and_then(|text| ctx.complaints_file(&folder.join(COMPLAINTS_FILE), text, &specs));
     let widget = ctx.widget(&shop_src, &shop_file.widget);
     let faq_rule = faq::faq_rule(&shop_file.faq);
-    let faq_index = ctx.faq(id, faq, faq_rule);
+    let (faq_index, faq_questions) = ctx.faq(id, faq, faq_rule).unzip();
     let synonyms = ctx.synonyms;
 
     let intents = match IntentSet::build(specs, &negators) {
@@ -161,6 +161,9 @@ fn build_shop(
             None
         }
     };
+    let faq_shadows = intents
+        .as_ref()
+        .map(|set| FaqShadows::find(set, faq_questions.as_deref().unwrap_or(&[])));
     match (
         schedule, shipping, ladder, templates, intents, staff, purchase,
     ) {
@@ -185,6 +188,7 @@ fn build_shop(
             actions,
             complaints,
             synonyms,
+            faq_shadows: faq_shadows.unwrap_or_default(),
             faq: faq_index,
             staff,
             widget,

@@ -226,7 +226,7 @@ goodbye = ["感谢光临，祝您生活愉快"]
             ),
             (
                 "index/f.toml",
-                "[[entry]]\nid = \"invoice_title\"\nquestion = \"发票抬头怎么写\"\nanswer = \"填写公司全称即可\"\n\n\
+                "[[entry]]\nid = \"invoice_ask\"\nquestion = \"能开发票吗\"\nanswer = \"可以开电子发票\"\n\n\
                  [[entry]]\nid = \"wool_wash\"\nquestion = \"羊毛衫能放洗衣机洗吗\"\nanswer = \"建议手洗\"\n\n\
                  [[entry]]\nid = \"wool_wash_again\"\nquestion = \"羊毛衫能放洗衣机洗吗？\"\nanswer = \"建议冷水手洗\"\n",
             ),
@@ -234,6 +234,31 @@ goodbye = ["感谢光临，祝您生活愉快"]
         assert_eq!(
             found(&report, "f.toml"),
             [(3, "faq-shadowed-by-intent"), (13, "faq-near-duplicate")],
+            "{}",
+            report.render_human()
+        );
+    }
+
+    #[test]
+    fn an_entry_that_asks_more_than_the_keyword_is_reached() {
+        let (_dir, report) = shop_with(&[
+            (
+                "a.toml",
+                "[[intent]]\nname = \"invoice\"\nkeywords = [\"发票\"]\nreplies = [\"可以开电子发票\"]\n",
+            ),
+            (
+                "index/f.toml",
+                "[[entry]]\nid = \"invoice_reissue\"\nquestion = \"发票抬头写错了能重开吗\"\nanswer = \"可以作废后重开\"\n\n\
+                 [[entry]]\nid = \"invoice_ask\"\nquestion = \"能开发票吗\"\nanswer = \"可以开电子发票\"\n\n\
+                 [[entry]]\nid = \"wool_wash\"\nquestion = \"羊毛衫能放洗衣机洗吗\"\nanswer = \"建议手洗\"\n\n\
+                 [[entry]]\nid = \"points\"\nquestion = \"会员积分怎么兑换礼品\"\nanswer = \"在会员中心兑换\"\n",
+            ),
+        ]);
+        // The reissue question shares 抬头, 写错 and 重开 with its entry beyond the keyword 发票,
+        // so the entry answers it; "能开发票吗" asks nothing beyond the keyword.
+        assert_eq!(
+            found(&report, "f.toml"),
+            [(8, "faq-shadowed-by-intent")],
             "{}",
             report.render_human()
         );

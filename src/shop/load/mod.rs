@@ -143,6 +143,7 @@ fn build_shop(
     let ladder = ctx.ladder(&shop_src, &shop_file);
     let templates = ctx.templates(&shop_src, &shop_file);
     let negators: Vec<String> = ctx.normalized_all(&shop_src, &shop_file.matching.negators);
+    let words = ctx.standalone_words(&shop_src, &shop_file.matching.words);
     let (specs, actions) = ctx.intent_files(&intent_files);
     let purchase = ctx.purchase(&shop_src, &shop_file.purchase, &specs);
     let complaints = texts
@@ -154,7 +155,7 @@ fn build_shop(
     let (faq_index, faq_questions) = ctx.faq(id, faq, faq_rule).unzip();
     let synonyms = ctx.synonyms;
 
-    let intents = match IntentSet::build(specs, &negators) {
+    let intents = match IntentSet::build(specs, &negators, &words) {
         Ok(set) => Some(set),
         Err(e) => {
             errors.push(shop_src.error(e.to_string()));
@@ -287,6 +288,51 @@ mod tests {
                 errors[0].starts_with(&format!("shop/shop.toml:{line}:"))
                     && errors[0].contains(message),
                 "{purchase}: {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn standalone_word_mistakes_are_reported_with_file_and_line() {
+        // The shipped file without its own list of words.
+        let mut shipped = shipped(SHOP_FILE);
+        if let Some(start) = shipped.find("\nwords = [") {
+            let end = start + shipped[start..].find("]\n").unwrap() + 2;
+            shipped.replace_range(start + 1..end, "");
+        }
+        let at = shipped.find("\n[matching]\n").unwrap() + "\n[matching]\n".len();
+        let line = shipped[..at].matches('\n').count() + 1;
+        let load = |words: &str| {
+            let shop = format!("{}words = {words}\n{}", &shipped[..at], &shipped[at..]);
+            load_with_shop_file(shop)
+        };
+        let shop = load("[\"收到货\", \"包装尺寸\"]").unwrap();
+        let shipping = shop.intents.index_of("shipping_time").unwrap();
+        let found = |text: &str| -> Vec<usize> {
+            let canonical = shop.canonical(text);
+            shop.intents
+                .detect(&canonical)
+                .iter()
+                .map(|h| h.intent)
+                .collect()
+        };
+        assert!(!found("收到货了").contains(&shipping));
+        assert!(found("什么时候到货").contains(&shipping));
+        for (words, message) in [
+            ("[\"收到货\", \"！！\"]", "is empty"),
+            ("[\"斤\"]", "is one character"),
+            ("[\"收到货\", \"收到货！\"]", "listed twice"),
+        ] {
+            let errors: Vec<String> = load(words)
+                .unwrap_err()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(errors.len(), 1, "{words}: {errors:#?}");
+            assert!(
+                errors[0].starts_with(&format!("shop/shop.toml:{line}:"))
+                    && errors[0].contains(message),
+                "{words}: {errors:#?}"
             );
         }
     }

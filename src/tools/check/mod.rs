@@ -3,7 +3,8 @@
 //! Every shop folder is loaded exactly as the service loads it, and every mistake the loader
 //! reports is an error (rule `load`). Then come warnings about what would still load but
 //! serve buyers badly: keywords that fight each other or can never win
-//! (`keyword_conflicts`), FAQ entries that an intent or another entry takes first
+//! (`keyword_conflicts`), stand-alone words that hide nothing or their own intent's keywords
+//! (`words`), FAQ entries that an intent or another entry takes first
 //! (`faq_conflicts`), and replies that break the house rules of customer service (`style`).
 //! Style is read from the raw files, so a shop that does not load still gets it.
 //!
@@ -17,6 +18,7 @@ pub mod report;
 mod sources;
 mod style;
 mod validity;
+mod words;
 
 use std::path::Path;
 
@@ -56,6 +58,7 @@ pub fn check(intents: &Path, index: &Path) -> Report {
         match load_shop(&id, &folder, faq) {
             Ok(shop) => {
                 keyword_conflicts::check(&shop, &sources, &mut report);
+                words::check(&shop, &sources, &mut report);
                 faq_conflicts::check(&shop, &sources, &mut report);
             }
             Err(errors) => {

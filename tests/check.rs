@@ -209,6 +209,42 @@ fn faq_questions_an_intent_takes_first() {
 }
 
 #[test]
+fn standalone_words_that_hide_nothing() {
+    check_case(
+        "word-hides-nothing",
+        &[
+            (
+                "intents/shop/shop.toml",
+                40,
+                "warning",
+                "word-hides-nothing",
+            ),
+            (
+                "intents/shop/shop.toml",
+                41,
+                "warning",
+                "word-hides-nothing",
+            ),
+        ],
+        0,
+    );
+}
+
+#[test]
+fn standalone_words_that_hide_their_own_intents_keyword() {
+    check_case(
+        "word-hides-own-keyword",
+        &[(
+            "intents/shop/shop.toml",
+            38,
+            "warning",
+            "word-hides-own-keyword",
+        )],
+        0,
+    );
+}
+
+#[test]
 fn faq_entries_that_read_alike() {
     check_case(
         "faq-near-duplicate",

@@ -50,6 +50,23 @@ const MAX_DOC_SHARE: f64 = 0.05;
 /// answer about pilling) help a question find them, and only those are searched.
 const MAX_ANSWER_DOC_SHARE: f64 = 0.002;
 
+/// Words that ask rather than say what about: they do not make a question more specific than
+/// the keyword it contains ("发货要多久" asks no more than "发货").
+const ASKING_WORDS: &[&str] = &[
+    "多久",
+    "多长",
+    "几天",
+    "哪里",
+    "哪儿",
+    "哪个",
+    "哪些",
+    "什么时候",
+    "时候",
+    "为何",
+    "是否",
+    "一下",
+];
+
 /// When a ranking is confident enough to answer. Calibrated on `tests/cases/faq.tsv` with
 /// `autoresponder eval tests/cases/faq.tsv --sweep` (see `index/README.md`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -161,6 +178,8 @@ pub struct FaqIndex {
     /// The `entry` column of each segment, by segment ordinal, opened once.
     entry_columns: Vec<tantivy::columnar::Column<u64>>,
     fields: Fields,
+    /// The document of each entry, by entry ordinal.
+    addresses: Vec<tantivy::DocAddress>,
     rule: FaqRule,
     /// Recent rankings by question: on a sale night most buyers ask the same few things, in
     /// the same words. It belongs to this index (a clone shares it), so a reload starts it
@@ -259,11 +278,22 @@ impl FaqIndex {
             .iter()
             .map(|segment| segment.fast_fields().u64("entry"))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut addresses = vec![tantivy::DocAddress::new(0, 0); entries.len()];
+        for (segment_ord, segment) in searcher.segment_readers().iter().enumerate() {
+            for doc_id in segment.doc_ids_alive() {
+                if let Some(entry) = entry_columns[segment_ord].first(doc_id)
+                    && let Some(slot) = addresses.get_mut(entry as usize)
+                {
+                    *slot = tantivy::DocAddress::new(segment_ord as u32, doc_id);
+                }
+            }
+        }
         Ok(FaqIndex {
             entries,
             searcher,
             entry_columns,
             fields,
+            addresses,
             rule,
             ranked: Arc::new(quick_cache::sync::Cache::new(RANKED_QUESTIONS)),
         })
@@ -408,6 +438,37 @@ impl FaqIndex {
                 }
             })
             .count()
+    }
+
+    /// How many distinct words of the question outside `spans` (byte ranges, such as an
+    /// intent's keywords) the questions of `entry` contain: whether the entry matches more of
+    /// what the buyer asked than those spans say. One postings seek per word.
+    pub fn shared_words_outside(
+        &self,
+        entry: usize,
+        normalized: &str,
+        spans: &[(usize, usize)],
+    ) -> usize {
+        let Some(&address) = self.addresses.get(entry) else {
+            return 0;
+        };
+        let mut outside: Vec<&str> = Vec::new();
+        for (start, end, word) in words(normalized) {
+            let overlaps = spans.iter().any(|&(from, to)| start < to && from < end);
+            // One character ("开", "到", "拍") says little about what is asked, and a word that
+            // asks ("多久", "哪里") says that something is asked, not what.
+            if !overlaps
+                && word.chars().nth(1).is_some()
+                && !ASKING_WORDS.contains(&word)
+                && !outside.contains(&word)
+            {
+                outside.push(word);
+            }
+        }
+        if outside.is_empty() {
+            return 0;
+        }
+        self.shared_words(address, &outside)
     }
 
     /// The entry to answer with, if the best one passes the shop's rule.

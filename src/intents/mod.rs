@@ -5,7 +5,10 @@
 //! position the longest keyword wins ("七天无理由退货" hides the "退货" inside it). Negators
 //! live in the same automaton so that "不用转人工" sees the negator right before the keyword.
 //! Exclusions are a second automaton searched with overlaps, because an exclusion must block
-//! its intent wherever it occurs without hiding anybody else's keyword.
+//! its intent wherever it occurs without hiding anybody else's keyword. The shop's stand-alone
+//! words (`[matching].words`) are patterns of the same automaton with no intent: a word of
+//! another sense that contains a keyword ("收到货" around "到货") takes its characters first,
+//! so the keyword inside it does not fire, at no cost beyond one more pattern.
 //!
 //! This module does no I/O and knows nothing of replies; it only says what was asked.
 
@@ -78,6 +81,8 @@ pub struct IntentSpec {
 #[derive(Debug, Clone, Copy)]
 enum Role {
     Negator,
+    /// A word that stands on its own: it only takes its characters from shorter keywords.
+    Word,
     Keyword {
         intent: u32,
     },
@@ -117,7 +122,13 @@ pub struct Hit {
 pub struct BuildError(#[from] aho_corasick::BuildError);
 
 impl IntentSet {
-    pub fn build(intents: Vec<IntentSpec>, negators: &[String]) -> Result<IntentSet, BuildError> {
+    /// Compiles the intents' keywords with the shop's `negators` and its stand-alone `words`
+    /// (all in canonical form).
+    pub fn build(
+        intents: Vec<IntentSpec>,
+        negators: &[String],
+        words: &[String],
+    ) -> Result<IntentSet, BuildError> {
         let mut patterns: Vec<String> = Vec::new();
         let mut roles: Vec<Vec<Role>> = Vec::new();
         let mut index = std::collections::HashMap::<String, usize>::new();
@@ -131,6 +142,9 @@ impl IntentSet {
         };
         for negator in negators {
             add(negator, Role::Negator);
+        }
+        for word in words {
+            add(word, Role::Word);
         }
         let mut combos = 0u32;
         let mut exclusion_patterns = Vec::new();
@@ -219,6 +233,7 @@ impl IntentSet {
             for role in &self.roles[pattern] {
                 match *role {
                     Role::Negator => last_negator_end = Some(m.end()),
+                    Role::Word => {}
                     Role::Keyword { intent } => {
                         if !(negated && self.intents[intent as usize].negatable) {
                             record(&mut hits, intent as usize, m.start());
@@ -272,7 +287,7 @@ impl IntentSet {
                     Role::Keyword { intent } | Role::ComboPart { intent, .. } => {
                         intents.contains(&(intent as usize))
                     }
-                    Role::Negator => false,
+                    Role::Negator | Role::Word => false,
                 });
             if theirs {
                 rest.push_str(&normalized[from..m.start()]);
@@ -281,6 +296,27 @@ impl IntentSet {
         }
         rest.push_str(&normalized[from..]);
         rest
+    }
+}
+
+impl IntentSet {
+    /// Where the keywords of `intents` stand in the message (byte ranges, in order): what the
+    /// intents' generic replies answer, so that the rest is what the buyer asked beyond them.
+    pub fn keyword_spans_of(&self, normalized: &str, intents: &[usize]) -> Vec<(usize, usize)> {
+        self.automaton
+            .find_iter(normalized)
+            .filter(|m| {
+                self.roles[m.pattern().as_usize()]
+                    .iter()
+                    .any(|role| match *role {
+                        Role::Keyword { intent } | Role::ComboPart { intent, .. } => {
+                            intents.contains(&(intent as usize))
+                        }
+                        Role::Negator | Role::Word => false,
+                    })
+            })
+            .map(|m| (m.start(), m.end()))
+            .collect()
     }
 }
 
@@ -336,6 +372,7 @@ mod tests {
                 spec("greeting", &["hi", "在吗"]),
             ],
             &[normalize("不用"), normalize("不要")],
+            &[normalize("收发货"), normalize("不用说")],
         )
         .unwrap()
     }
@@ -382,6 +419,19 @@ mod tests {
         check("转人工", &["human"]);
         check("不要包邮", &["free_shipping"]);
         check("不用包邮，转人工", &["free_shipping", "human"]);
+    }
+
+    #[test]
+    fn a_keyword_inside_a_word_of_its_own_does_not_fire() {
+        // "收发货" takes its characters before "发货" inside it can match.
+        check("仓库收发货很忙吧", &[]);
+        check("什么时候发货", &["shipping_time"]);
+        check("收发货，包邮吗", &["free_shipping"]);
+        // A keyword that starts before the word still wins (leftmost first).
+        check("什么时候发货", &["shipping_time"]);
+        // A word is no negator: "不用说" does not cancel the keyword after it.
+        check("不用说转人工", &["human"]);
+        check("不用转人工", &[]);
     }
 
     #[test]

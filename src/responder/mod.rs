@@ -24,6 +24,12 @@ use vars::Vars;
 /// At most this many intents are answered for one message; more reads as spam.
 const MAX_ANSWERS: usize = 3;
 
+/// How sure the FAQ must be, and how far its best entry must lead the next, for an entry to
+/// take the place of an intent's generic reply (see `specific_entry_replaces`). Set on the
+/// shop's own FAQ questions against `tests/cases/buyer_messages.tsv` (`docs/quality.md`).
+const SPECIFIC_CONFIDENCE: f32 = 0.5;
+const SPECIFIC_MARGIN: f32 = 0.3;
+
 /// A request to queue the conversation for a human.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandoffRequest {
@@ -158,7 +164,11 @@ fn classify(
     // "你好，我想申请价格保护" is a question, not a greeting.
     let only_social = !intents.is_empty() && intents.iter().all(social);
     let defers = |i: &usize| shop.intents.intent(*i).defer_to_faq;
-    let ask_faq = !only_told && (intents.is_empty() || only_social || intents.iter().any(defers));
+    // An intent whose keywords stand in FAQ entries' own questions asks the FAQ whether one of
+    // those more specific entries fits the message (known at load time: the others never ask).
+    let shadowing = |i: &usize| shop.faq_shadows.consults_faq(*i);
+    let ask_faq = !only_told
+        && (intents.is_empty() || only_social || intents.iter().any(|i| defers(i) || shadowing(i)));
     // Past social words, the FAQ answers what is left: "客服在吗" asks for nobody's hours.
     let rest;
     let question = if only_social {
@@ -182,11 +192,16 @@ fn classify(
     if only_social && faq_answer.is_some() {
         intents.clear();
     }
+    let replaced = match (&shop.faq, faq_answer) {
+        (Some(faq), Some(hit)) => specific_entry_replaces(shop, faq, normalized, &intents, hit),
+        _ => Vec::new(),
+    };
     let mut answers: Vec<Answerable> = Vec::with_capacity(intents.len() + 1);
     for intent in intents {
         match faq_answer {
-            // The FAQ's specific answer takes the place of the deferring intent's generic one.
-            Some(hit) if defers(&intent) => {
+            // The FAQ's specific answer takes the place of the deferring intent's generic one,
+            // and of the generic one of an intent whose keyword shadows that entry.
+            Some(hit) if defers(&intent) || replaced.contains(&intent) => {
                 if !answers.contains(&Answerable::Faq(hit.entry)) {
                     answers.push(Answerable::Faq(hit.entry));
                 }
@@ -205,6 +220,40 @@ fn classify(
     } else {
         Decision::Answer(answers)
     }
+}
+
+/// The intents whose generic replies FAQ entry `hit` takes the place of: those among
+/// `intents` whose keywords stand in the entry's own questions, when the entry matches the
+/// message beyond those keywords. "羊毛衫能放洗衣机洗吗" shares 洗衣机 with the entry on
+/// washing wool in a machine besides the `material` keyword 羊毛, so the entry answers;
+/// "羊毛的吗" asks nothing more than the keyword, so the generic reply stays.
+fn specific_entry_replaces(
+    shop: &Shop,
+    faq: &crate::faq::FaqIndex,
+    normalized: &str,
+    intents: &[usize],
+    hit: crate::faq::FaqHit,
+) -> Vec<usize> {
+    let shadowing: Vec<usize> = intents
+        .iter()
+        .copied()
+        .filter(|&i| shop.faq_shadows.shadows(i, hit.entry))
+        .collect();
+    // Two shared words at least (one of them may be the keyword itself), and a clearer lead
+    // than an answer to a message no intent took needs: here the entry competes with a reply
+    // that is right in general.
+    if shadowing.is_empty()
+        || hit.shared_words < 2
+        || hit.confidence < SPECIFIC_CONFIDENCE
+        || hit.margin < SPECIFIC_MARGIN
+    {
+        return Vec::new();
+    }
+    let spans = shop.intents.keyword_spans_of(normalized, &shadowing);
+    if faq.shared_words_outside(hit.entry, normalized, &spans) == 0 {
+        return Vec::new();
+    }
+    shadowing
 }
 
 /// What a buyer reads about their case with the humans, from the shop's case templates.
@@ -550,6 +599,38 @@ mod tests {
         check("客服在吗", &["greeting"]);
         check("哈喽，有人在不", &["greeting"]);
         check("在吗？能开发票吗", &["invoice"]);
+    }
+
+    #[test]
+    fn a_specific_faq_entry_takes_the_place_of_the_generic_reply_that_shadows_it() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let catalog = crate::shop::Catalog::load_with_faq(
+            &folder.join("intents"),
+            Some(&folder.join("index")),
+            None,
+        )
+        .unwrap();
+        let shop = catalog.get("default").unwrap();
+        let intent = |name: &str| shop.intents.index_of(name).unwrap();
+        // Known at load time: only intents whose keywords stand in entries' questions ask.
+        assert!(shop.faq_shadows.consults_faq(intent("material")));
+        assert!(!shop.faq_shadows.consults_faq(intent("greeting")));
+        assert!(!shop.faq_shadows.consults_faq(intent("after_sale")));
+        let check = |message: &str, expected: &[&str]| {
+            assert_eq!(answers(shop, message), expected, "{message}");
+        };
+        // 洗衣机 and 羊毛衫 say more than the keyword 羊毛.
+        check("羊毛衫能放洗衣机洗吗", &["faq:wool_sweater_wash"]);
+        check("发票信息填错了能重开吗", &["faq:invoice_reissue"]);
+        // Only the shadowing intent's reply is replaced; the other answer stays.
+        check(
+            "包邮吗？羊毛衫能放洗衣机洗吗",
+            &["free_shipping", "faq:wool_sweater_wash"],
+        );
+        // Nothing beyond the keyword (or only words that ask): the generic reply stays.
+        check("能开发票吗", &["invoice"]);
+        check("发货要多久啊", &["shipping_time"]);
+        check("是羊毛的吗", &["material"]);
     }
 
     #[test]

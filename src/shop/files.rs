@@ -207,6 +207,9 @@ pub struct TemplatesFile {
 pub struct MatchingFile {
     #[serde(default)]
     pub negators: Vec<Text>,
+    /// Words that stand on their own: a keyword inside one of them does not fire.
+    #[serde(default)]
+    pub words: Vec<Text>,
 }
 
 #[derive(Debug, Deserialize)]

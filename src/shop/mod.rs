@@ -151,6 +151,8 @@ pub struct Shop {
     pub complaints: Option<ComplaintLexicon>,
     pub synonyms: Option<Synonyms>,
     pub faq: Option<FaqIndex>,
+    /// Which FAQ entries the keyword intents take first (empty without an FAQ).
+    pub faq_shadows: FaqShadows,
     /// The shop's agents and the rules of its human queue.
     pub staff: staff::Staff,
     /// Who may open the shop's chat.
@@ -166,6 +168,61 @@ impl Shop {
     /// synonyms.
     pub fn canonical(&self, text: &str) -> String {
         canonical(text, self.synonyms.as_ref())
+    }
+}
+
+/// The FAQ entries a keyword intent takes first: an entry whose own question triggers an
+/// answer intent is only reached when the message asks more than the intent's keyword (see
+/// `responder::decide`). Known at load time, so a message that triggers none of these intents
+/// never asks the FAQ.
+#[derive(Debug, Clone, Default)]
+pub struct FaqShadows {
+    /// `by_entry[e]`: the answer intents (not handoffs, not social ones) that the questions of
+    /// FAQ entry `e` trigger.
+    pub by_entry: Vec<Vec<usize>>,
+    /// `by_intent[i]`: whether intent `i` is among them for some entry.
+    pub by_intent: Vec<bool>,
+}
+
+impl FaqShadows {
+    /// Runs every canonical question of every entry through the keyword intents.
+    pub fn find(intents: &IntentSet, questions: &[Vec<String>]) -> FaqShadows {
+        let mut by_intent = vec![false; intents.intents().len()];
+        let by_entry = questions
+            .iter()
+            .map(|texts| {
+                let mut found: Vec<usize> = Vec::new();
+                for text in texts {
+                    for hit in intents.detect(text) {
+                        let spec = intents.intent(hit.intent);
+                        if spec.handoff.is_none()
+                            && !spec.yield_to_others
+                            && !found.contains(&hit.intent)
+                        {
+                            found.push(hit.intent);
+                            by_intent[hit.intent] = true;
+                        }
+                    }
+                }
+                found
+            })
+            .collect();
+        FaqShadows {
+            by_entry,
+            by_intent,
+        }
+    }
+
+    /// Whether intent `intent` triggers on the questions of FAQ entry `entry`.
+    pub fn shadows(&self, intent: usize, entry: usize) -> bool {
+        self.by_entry
+            .get(entry)
+            .is_some_and(|intents| intents.contains(&intent))
+    }
+
+    /// Whether intent `intent` triggers on some entry's question.
+    pub fn consults_faq(&self, intent: usize) -> bool {
+        self.by_intent.get(intent).copied().unwrap_or(false)
     }
 }
 

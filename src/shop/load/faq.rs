@@ -28,8 +28,14 @@ pub(super) fn faq_rule(file: &FaqRuleFile) -> FaqRule {
 }
 
 impl Context<'_> {
-    /// The shop's FAQ index; `None` when it has no FAQ or when a mistake was found.
-    pub(super) fn faq(&mut self, shop: &str, source: FaqSource, rule: FaqRule) -> Option<FaqIndex> {
+    /// The shop's FAQ index and each entry's questions in canonical form; `None` when it has
+    /// no FAQ or when a mistake was found.
+    pub(super) fn faq(
+        &mut self,
+        shop: &str,
+        source: FaqSource,
+        rule: FaqRule,
+    ) -> Option<(FaqIndex, Vec<Vec<String>>)> {
         let folder = source.folder?;
         let specs = match load_entries(folder) {
             Ok(specs) => specs,
@@ -130,8 +136,14 @@ impl Context<'_> {
             // The on-disk index is rebuilt from the files at every load.
             let _ = std::fs::remove_dir_all(dir);
         }
-        match FaqIndex::build(entries, phrasings, answers, rule, directory.as_deref()) {
-            Ok(index) => Some(index),
+        match FaqIndex::build(
+            entries,
+            phrasings.clone(),
+            answers,
+            rule,
+            directory.as_deref(),
+        ) {
+            Ok(index) => Some((index, phrasings)),
             Err(e) => {
                 self.errors
                     .push(LoadError::whole_file(folder, e.to_string()));

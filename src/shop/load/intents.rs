@@ -272,3 +272,42 @@ const MAX_SHORT_QUESTION: usize = 12;
 
 /// Fewer digits than this are prices, quantities or phone numbers, not order numbers.
 const MIN_ORDER_NUMBER_DIGITS: usize = 10;
+
+impl Context<'_> {
+    /// `[matching].words` of `shop.toml`: words that stand on their own, canonicalised like
+    /// keywords. A word must say more than one character (a single one can hide no keyword),
+    /// and each is written once.
+    pub(super) fn standalone_words(
+        &mut self,
+        src: &SourceFile,
+        texts: &[crate::shop::files::Text],
+    ) -> Vec<String> {
+        let mut words: Vec<String> = Vec::with_capacity(texts.len());
+        for text in texts {
+            let before = self.errors.len();
+            let Some(word) = self.normalized_all(src, std::slice::from_ref(text)).pop() else {
+                continue;
+            };
+            if self.errors.len() > before {
+                continue;
+            }
+            if word.chars().nth(1).is_none() {
+                self.errors.push(src.error_at(
+                    text.span(),
+                    format!(
+                        "word \"{}\" is one character: a word of its own must be longer than the keyword it hides",
+                        text.get_ref()
+                    ),
+                ));
+            } else if words.contains(&word) {
+                self.errors.push(src.error_at(
+                    text.span(),
+                    format!("word \"{}\" is listed twice", text.get_ref()),
+                ));
+            } else {
+                words.push(word);
+            }
+        }
+        words
+    }
+}

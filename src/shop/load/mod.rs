@@ -20,12 +20,12 @@ mod widget;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::Shop;
 use super::files::ShopFile;
 use super::folder::{
     COMPLAINTS_FILE, SHOP_FILE, STAFF_FILE, SYNONYMS_FILE, file_name, intent_files,
 };
 use super::staff::{Staff, staff_from_text};
+use super::{FaqShadows, Shop};
 use crate::intents::IntentSet;
 use crate::source::{LoadError, SourceFile, read_source};
 use context::Context;
@@ -143,6 +143,7 @@ fn build_shop(
     let ladder = ctx.ladder(&shop_src, &shop_file);
     let templates = ctx.templates(&shop_src, &shop_file);
     let negators: Vec<String> = ctx.normalized_all(&shop_src, &shop_file.matching.negators);
+    let words = ctx.standalone_words(&shop_src, &shop_file.matching.words);
     let (specs, actions) = ctx.intent_files(&intent_files);
     let purchase = ctx.purchase(&shop_src, &shop_file.purchase, &specs);
     let questions = ctx.questions(&shop_src, &shop_file.questions, &specs);
@@ -152,16 +153,19 @@ fn build_shop(
         .and_then(|text| ctx.complaints_file(&folder.join(COMPLAINTS_FILE), text, &specs));
     let widget = ctx.widget(&shop_src, &shop_file.widget);
     let faq_rule = faq::faq_rule(&shop_file.faq);
-    let faq_index = ctx.faq(id, faq, faq_rule);
+    let (faq_index, faq_questions) = ctx.faq(id, faq, faq_rule).unzip();
     let synonyms = ctx.synonyms;
 
-    let intents = match IntentSet::build(specs, &negators) {
+    let intents = match IntentSet::build(specs, &negators, &words) {
         Ok(set) => Some(set),
         Err(e) => {
             errors.push(shop_src.error(e.to_string()));
             None
         }
     };
+    let faq_shadows = intents
+        .as_ref()
+        .map(|set| FaqShadows::find(set, faq_questions.as_deref().unwrap_or(&[])));
     match (
         schedule, shipping, ladder, templates, intents, staff, purchase, questions,
     ) {
@@ -187,6 +191,7 @@ fn build_shop(
             actions,
             complaints,
             synonyms,
+            faq_shadows: faq_shadows.unwrap_or_default(),
             faq: faq_index,
             staff,
             widget,
@@ -359,6 +364,55 @@ mod tests {
                     && errors[0].starts_with(&format!("shop/complaints.toml:{line}:"))
                     && errors[0].contains(message),
                 "{to}: {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn standalone_word_mistakes_are_reported_with_file_and_line() {
+        // The shipped file without its own list of words.
+        let mut shipped = shipped(SHOP_FILE);
+        let matching = shipped.find("\n[matching]\n").unwrap();
+        if let Some(start) = shipped[matching..]
+            .find("\nwords = [")
+            .map(|at| matching + at)
+        {
+            let end = start + shipped[start..].find("]\n").unwrap() + 2;
+            shipped.replace_range(start + 1..end, "");
+        }
+        let at = shipped.find("\n[matching]\n").unwrap() + "\n[matching]\n".len();
+        let line = shipped[..at].matches('\n').count() + 1;
+        let load = |words: &str| {
+            let shop = format!("{}words = {words}\n{}", &shipped[..at], &shipped[at..]);
+            load_with_shop_file(shop)
+        };
+        let shop = load("[\"收到货\", \"包装尺寸\"]").unwrap();
+        let shipping = shop.intents.index_of("shipping_time").unwrap();
+        let found = |text: &str| -> Vec<usize> {
+            let canonical = shop.canonical(text);
+            shop.intents
+                .detect(&canonical)
+                .iter()
+                .map(|h| h.intent)
+                .collect()
+        };
+        assert!(!found("收到货了").contains(&shipping));
+        assert!(found("什么时候到货").contains(&shipping));
+        for (words, message) in [
+            ("[\"收到货\", \"！！\"]", "is empty"),
+            ("[\"斤\"]", "is one character"),
+            ("[\"收到货\", \"收到货！\"]", "listed twice"),
+        ] {
+            let errors: Vec<String> = load(words)
+                .unwrap_err()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(errors.len(), 1, "{words}: {errors:#?}");
+            assert!(
+                errors[0].starts_with(&format!("shop/shop.toml:{line}:"))
+                    && errors[0].contains(message),
+                "{words}: {errors:#?}"
             );
         }
     }

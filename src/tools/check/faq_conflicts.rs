@@ -1,8 +1,11 @@
-//! FAQ entries that buyers cannot reach: entries whose own question a keyword intent answers
-//! first, and entries so close to another that the two compete for the same questions.
+//! FAQ entries that buyers cannot reach: entries whose own question a keyword intent takes and
+//! that none of their phrasings reaches (a specific entry may beat the intent's generic reply,
+//! see `responder::decide`), and entries so close to another that the two compete for the
+//! same questions.
 //!
 //! Both checks stay cheap for large knowledge bases. The first runs each question through
-//! `decide` without the FAQ (no index search unless a matched intent defers to the FAQ). The
+//! `decide` without the FAQ, and only the questions an intent takes through the real decision
+//! with each of their phrasings. The
 //! second never compares all pairs: each entry's question is searched in the shop's own index,
 //! and only the few entries ranked best are compared with it, by the character bigrams of
 //! their phrasings. Identical phrasings are found with one hash map. The entries are split
@@ -63,7 +66,7 @@ pub fn check(shop: &Shop, sources: &ShopSources, report: &mut Report) {
     let keywords = written_keywords(shop, sources);
 
     let per_entry = parallel_map(sources.faq.len(), |entry| {
-        let shadowed = shadowed_by_intent(shop, sources, &keywords, entry, &phrasings[entry][0]);
+        let shadowed = shadowed_by_intent(shop, sources, &keywords, entry, &phrasings[entry]);
         let candidates: Vec<usize> = faq
             .rank(&phrasings[entry][0], CANDIDATES + 1)
             .iter()
@@ -121,26 +124,37 @@ pub fn check(shop: &Shop, sources: &ShopSources, report: &mut Report) {
     }
 }
 
-/// Reports the entry when the intents take its own question before the FAQ is asked.
+/// Reports the entry when none of its own phrasings reaches it: the intents take its question
+/// (a handoff, or a generic reply the entry does not beat, see `responder::decide`) and no
+/// alternative phrasing gets the entry either.
 fn shadowed_by_intent(
     shop: &Shop,
     sources: &ShopSources,
     keywords: &[Vec<WrittenKeyword>],
     entry: usize,
-    question: &str,
+    phrasings: &[String],
 ) -> Option<Finding> {
-    let mut decision = decide_with(shop, question, None);
-    let defers = |answers: &[Answerable]| {
-        answers
-            .iter()
-            .any(|a| matches!(a, Answerable::Intent(i) if shop.intents.intent(*i).defer_to_faq))
+    let question = phrasings.first()?.as_str();
+    // Without the FAQ first: a question no intent takes is reached (no index search needed).
+    let decision = decide_with(shop, question, None);
+    let taken = match &decision {
+        Decision::Handoff(_) => true,
+        Decision::Answer(answers) => answers.iter().any(|a| matches!(a, Answerable::Intent(_))),
+        Decision::Nothing => false,
     };
-    if let Decision::Answer(answers) = &decision
-        && defers(answers)
-    {
-        // A deferring intent asks the FAQ first: only the real decision says who answers.
-        decision = decide(shop, question);
+    if !taken {
+        return None;
     }
+    // An intent that defers to the FAQ or shadows entries asks it: only the real decision says
+    // who answers, and any phrasing that gets the entry is a way buyers reach it.
+    let reaches = |text: &String| match decide(shop, text) {
+        Decision::Answer(answers) => answers.contains(&Answerable::Faq(entry)),
+        _ => false,
+    };
+    if phrasings.iter().any(reaches) {
+        return None;
+    }
+    let decision = decide(shop, question);
     let record = &sources.faq[entry];
     let (verb, intents) = match decision {
         Decision::Handoff(intent) => ("is handed off to", vec![intent]),
@@ -173,12 +187,12 @@ fn shadowed_by_intent(
         Rule::FaqShadowedByIntent,
         sources.locate(&record.question, None),
         format!(
-            "the question of FAQ entry `{}` “{}” {verb} {} before the FAQ is asked",
+            "the question of FAQ entry `{}` “{}” {verb} {} and no phrasing of the entry reaches it",
             record.id,
             record.question.text,
             named.join(" and ")
         ),
-        "reword the question without the intent's keyword, set `defer_to_faq = true` on the intent, or delete the entry",
+        "add a phrasing that asks more than the intent's keyword, reword the question, set `defer_to_faq = true` on the intent, or delete the entry",
     ))
 }
 

@@ -3,7 +3,8 @@
 //! Every shop folder is loaded exactly as the service loads it, and every mistake the loader
 //! reports is an error (rule `load`). Then come warnings about what would still load but
 //! serve buyers badly: keywords that fight each other or can never win
-//! (`keyword_conflicts`), FAQ entries that an intent or another entry takes first
+//! (`keyword_conflicts`), stand-alone words that hide nothing or their own intent's keywords
+//! (`words`), FAQ entries that an intent or another entry takes first
 //! (`faq_conflicts`), and replies that break the house rules of customer service (`style`).
 //! Style is read from the raw files, so a shop that does not load still gets it.
 //!
@@ -17,6 +18,7 @@ pub mod report;
 mod sources;
 mod style;
 mod validity;
+mod words;
 
 use std::path::Path;
 
@@ -56,6 +58,7 @@ pub fn check(intents: &Path, index: &Path) -> Report {
         match load_shop(&id, &folder, faq) {
             Ok(shop) => {
                 keyword_conflicts::check(&shop, &sources, &mut report);
+                words::check(&shop, &sources, &mut report);
                 faq_conflicts::check(&shop, &sources, &mut report);
             }
             Err(errors) => {
@@ -226,7 +229,7 @@ goodbye = ["感谢光临，祝您生活愉快"]
             ),
             (
                 "index/f.toml",
-                "[[entry]]\nid = \"invoice_title\"\nquestion = \"发票抬头怎么写\"\nanswer = \"填写公司全称即可\"\n\n\
+                "[[entry]]\nid = \"invoice_ask\"\nquestion = \"能开发票吗\"\nanswer = \"可以开电子发票\"\n\n\
                  [[entry]]\nid = \"wool_wash\"\nquestion = \"羊毛衫能放洗衣机洗吗\"\nanswer = \"建议手洗\"\n\n\
                  [[entry]]\nid = \"wool_wash_again\"\nquestion = \"羊毛衫能放洗衣机洗吗？\"\nanswer = \"建议冷水手洗\"\n",
             ),
@@ -234,6 +237,31 @@ goodbye = ["感谢光临，祝您生活愉快"]
         assert_eq!(
             found(&report, "f.toml"),
             [(3, "faq-shadowed-by-intent"), (13, "faq-near-duplicate")],
+            "{}",
+            report.render_human()
+        );
+    }
+
+    #[test]
+    fn an_entry_that_asks_more_than_the_keyword_is_reached() {
+        let (_dir, report) = shop_with(&[
+            (
+                "a.toml",
+                "[[intent]]\nname = \"invoice\"\nkeywords = [\"发票\"]\nreplies = [\"可以开电子发票\"]\n",
+            ),
+            (
+                "index/f.toml",
+                "[[entry]]\nid = \"invoice_reissue\"\nquestion = \"发票抬头写错了能重开吗\"\nanswer = \"可以作废后重开\"\n\n\
+                 [[entry]]\nid = \"invoice_ask\"\nquestion = \"能开发票吗\"\nanswer = \"可以开电子发票\"\n\n\
+                 [[entry]]\nid = \"wool_wash\"\nquestion = \"羊毛衫能放洗衣机洗吗\"\nanswer = \"建议手洗\"\n\n\
+                 [[entry]]\nid = \"points\"\nquestion = \"会员积分怎么兑换礼品\"\nanswer = \"在会员中心兑换\"\n",
+            ),
+        ]);
+        // The reissue question shares 抬头, 写错 and 重开 with its entry beyond the keyword 发票,
+        // so the entry answers it; "能开发票吗" asks nothing beyond the keyword.
+        assert_eq!(
+            found(&report, "f.toml"),
+            [(8, "faq-shadowed-by-intent")],
             "{}",
             report.render_human()
         );

@@ -107,6 +107,8 @@ pub struct ShopSources {
     pub intents: Vec<IntentRecord>,
     /// In the order the loader indexes them, so `faq[i]` is the FAQ index's entry `i`.
     pub faq: Vec<FaqRecord>,
+    /// `[matching].words` of `shop.toml`: the words that stand on their own.
+    pub words: Vec<Item>,
 }
 
 impl ShopSources {
@@ -179,6 +181,9 @@ impl ShopSources {
                 let used_as = ReplyUse::Ladder(step.get_ref().to_string());
                 self.push_replies(file, value, &used_as);
             }
+        }
+        if let Some(matching) = table(root, "matching") {
+            self.words = strings(file, matching.get("words"));
         }
         if let Some(shipping) = table(root, "shipping") {
             for key in ["dispatch_today", "dispatch_next"] {

@@ -34,6 +34,17 @@ pub struct ShopFile {
     pub widget: WidgetFile,
     #[serde(default)]
     pub purchase: PurchaseFile,
+    #[serde(default)]
+    pub followup: FollowupFile,
+}
+
+/// How long a short follow-up ("那新疆呢") is read in the topic of the answer before it; see
+/// `responder::followup`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowupFile {
+    /// Seconds after an answer; 0 turns follow-ups off; absent: the default.
+    pub window_seconds: Option<Spanned<u64>>,
 }
 
 /// Where the buyer is in the purchase; see `intents::purchase`.

@@ -157,6 +157,8 @@ pub struct Shop {
     pub widget: widget::WidgetRules,
     /// Cues that a message speaks of an order already placed.
     pub purchase: crate::intents::purchase::PurchaseCues,
+    /// How long after an answer a short follow-up is read in its topic (zero: never).
+    pub followup_window: chrono::TimeDelta,
 }
 
 impl Shop {

@@ -19,7 +19,6 @@ use crate::shop::schedule::Duty;
 use crate::shop::{Action, Shop, TemplateName};
 use crate::staffing::Staffing;
 use crate::template::{Template, Variants};
-pub use followup::{Reading, follow_up_subject};
 pub use vars::CaseNotice;
 use vars::Vars;
 

@@ -4,6 +4,7 @@
 //! lexicon → the duty state (away, busy) → replies rendered from the shop's templates, with
 //! the conversation's state updated in place. The caller stores the result and sends it.
 
+mod followup;
 mod vars;
 
 use std::sync::Arc;
@@ -313,6 +314,10 @@ pub fn respond_staffed(
 ) -> Response {
     let normalized = shop.canonical(text);
     let decision = decide_at(shop, &normalized, now);
+    // A short follow-up ("那新疆呢") that asks nothing alone is read in the last answer's topic.
+    let reading = followup::read(shop, state.topic.as_ref(), text, &normalized, decision, now);
+    state.topic = followup::next_topic(shop, state.topic.take(), &reading, &normalized, now);
+    let decision = reading.decision;
     let vars = Vars::new(shop, now, &normalized);
     let handing_off = matches!(decision, Decision::Handoff(_));
     let duty = duty_notice(shop, state, now, staffing, handing_off, &vars);

@@ -36,6 +36,8 @@ pub struct ShopFile {
     pub purchase: PurchaseFile,
     #[serde(default)]
     pub questions: QuestionsFile,
+    #[serde(default)]
+    pub followup: FollowupFile,
 }
 
 /// What makes a message a question; see `intents::asking`.
@@ -47,6 +49,15 @@ pub struct QuestionsFile {
     pub words: Vec<Text>,
     /// A message of at most this many characters asks by its shortness ("包邮").
     pub short: Option<Spanned<usize>>,
+}
+
+/// How long a short follow-up ("那新疆呢") is read in the topic of the answer before it; see
+/// `responder::followup`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowupFile {
+    /// Seconds after an answer; 0 turns follow-ups off; absent: the default.
+    pub window_seconds: Option<Spanned<u64>>,
 }
 
 /// Where the buyer is in the purchase; see `intents::purchase`.

@@ -161,6 +161,8 @@ pub struct Shop {
     pub purchase: crate::intents::purchase::PurchaseCues,
     /// What makes a message a question, for the `questions_only` intents.
     pub questions: crate::intents::asking::QuestionCues,
+    /// How long after an answer a short follow-up is read in its topic (zero: never).
+    pub followup_window: chrono::TimeDelta,
 }
 
 impl Shop {

@@ -463,3 +463,40 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
         .map(|t| t.to_utc())
         .map_err(|e| StoreError::Corrupt(format!("bad time {text:?}: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// States written before a field existed must still decode: a conversation stored by an
+    /// older version continues where it was.
+    #[test]
+    fn states_stored_by_older_versions_still_decode() {
+        let before_topics = r#"{"welcomed_on":"2026-11-11","away_period":"closed","bargain_step":2,"last_variant":{"shipping_time":1},"open_handoff":"h1"}"#;
+        let state = decode_state("c1", before_topics).unwrap();
+        assert_eq!(state.bargain_step, 2);
+        assert_eq!(state.open_handoff.as_deref(), Some("h1"));
+        assert_eq!(state.topic, None);
+        assert_eq!(
+            decode_state("c2", "{}").unwrap(),
+            ConversationState::default()
+        );
+
+        let mut with_topic = state.clone();
+        with_topic.topic = Some(crate::conversation::Topic::new(
+            vec![crate::conversation::Answered::Intent(
+                "free_shipping".into(),
+            )],
+            "包邮吗",
+            parse_time("2026-11-11T00:05:00Z").unwrap(),
+        ));
+        let encoded = encode_state(&with_topic).unwrap();
+        assert!(
+            encoded.contains(r#""topic":{"answered":[{"intent":"free_shipping"}]"#),
+            "{encoded}"
+        );
+        assert_eq!(decode_state("c3", &encoded).unwrap(), with_topic);
+        // A state without a topic is written as before, so older nodes can still read it.
+        assert!(!encode_state(&state).unwrap().contains("topic"));
+    }
+}

@@ -292,3 +292,30 @@ async fn shutdown_sends_close_frames_and_keeps_what_was_acknowledged() {
         .unwrap();
     assert_eq!(count, 1);
 }
+
+#[tokio::test]
+async fn a_short_follow_up_is_answered_in_the_topic_of_the_answer_before_it() {
+    let app = TestApp::start().await;
+    let mut buyer = app.buyer("erin").await.welcomed().await;
+    let to_jiangsu = buyer.ask("发江苏几天到", "1", "answer").await;
+    assert_eq!(kinds(&to_jiangsu), [("answer", "shipping_time")]);
+    assert!(to_jiangsu[0]["text"].as_str().unwrap().contains("1-2"));
+
+    let to_xinjiang = buyer.ask("那新疆呢？", "2", "answer").await;
+    assert_eq!(kinds(&to_xinjiang), [("answer", "shipping_time")]);
+    let text = to_xinjiang[0]["text"].as_str().unwrap();
+    assert!(text.contains("偏远地区") && text.contains("5-7"), "{text}");
+    drop(buyer);
+
+    // The topic is stored with the conversation: a buyer who reconnects keeps it.
+    app.clock.set(at("2026-11-26T10:02:00+08:00"));
+    let mut again = app.buyer("erin").await;
+    let to_tibet = again.ask("西藏也是吗", "3", "answer").await;
+    assert_eq!(kinds(&to_tibet), [("answer", "shipping_time")]);
+
+    // Long after the answer, the same words ask nothing.
+    app.clock.set(at("2026-11-26T10:30:00+08:00"));
+    let late = again.ask("那上海呢", "4", "fallback").await;
+    assert_eq!(kinds(&late), [("fallback", "")]);
+    app.shutdown().await;
+}

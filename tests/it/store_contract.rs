@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use autoresponder::conversation::ConversationState;
+use autoresponder::conversation::{Answered, ConversationState, Topic};
 use autoresponder::intents::HandoffPriority;
 use autoresponder::reply::{Reply, ReplyKind};
 use autoresponder::store::{
@@ -70,6 +70,7 @@ contract!(
     a_buyer_profile_has_earlier_cases_and_notes,
     figures_count_messages_replies_and_handoffs,
     a_closed_store_refuses_calls,
+    the_topic_of_the_last_answer_survives_a_reopen,
 );
 
 const NOW: &str = "2026-11-11T00:05:00+08:00";
@@ -222,6 +223,36 @@ async fn an_exchange_is_stored_whole_and_the_buyer_continues_after_a_reopen(back
             .unwrap()
             .is_empty()
     );
+    reopened.close().await;
+}
+
+/// A short follow-up after a reconnect (or on another node) is still read in the topic of
+/// the answer before it: the topic is stored with the state.
+async fn the_topic_of_the_last_answer_survives_a_reopen(backend: &Backend) {
+    let store = backend.open().await;
+    let conversation = store
+        .open_conversation("default", "b", at(NOW))
+        .await
+        .unwrap();
+    let topic = Topic::new(
+        vec![
+            Answered::Intent("shipping_time".into()),
+            Answered::Faq("invoice_title".into()),
+        ],
+        "发江苏几天到",
+        at(NOW),
+    );
+    let mut answered = exchange(&conversation, "发江苏几天到", at(NOW));
+    answered.state.topic = Some(topic.clone());
+    store.record(answered).await.unwrap();
+    store.close().await;
+
+    let reopened = backend.open().await;
+    let again = reopened
+        .open_conversation("default", "b", at(NOW))
+        .await
+        .unwrap();
+    assert_eq!(again.state.topic, Some(topic));
     reopened.close().await;
 }
 

@@ -10,6 +10,7 @@
 mod complaints;
 mod context;
 mod faq;
+mod followup;
 mod hours;
 mod intents;
 mod replies;
@@ -152,6 +153,7 @@ fn build_shop(
         .as_ref()
         .and_then(|text| ctx.complaints_file(&folder.join(COMPLAINTS_FILE), text, &specs));
     let widget = ctx.widget(&shop_src, &shop_file.widget);
+    let followup_window = ctx.followup_window(&shop_src, &shop_file.followup);
     let faq_rule = faq::faq_rule(&shop_file.faq);
     let (faq_index, faq_questions) = ctx.faq(id, faq, faq_rule).unzip();
     let synonyms = ctx.synonyms;
@@ -197,6 +199,7 @@ fn build_shop(
             widget,
             purchase,
             questions,
+            followup_window,
         }),
         _ => Err(errors),
     }
@@ -415,6 +418,28 @@ mod tests {
                 "{words}: {errors:#?}"
             );
         }
+    }
+
+    #[test]
+    fn the_follow_up_window_defaults_to_minutes_and_is_bounded() {
+        let shipped = shipped(SHOP_FILE);
+        let window = |table: &str| {
+            load_with_shop_file(format!("{shipped}\n{table}\n"))
+                .map(|shop| shop.followup_window.num_seconds())
+                .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        assert_eq!(window(""), Ok(300));
+        assert_eq!(window("[followup]\nwindow_seconds = 90"), Ok(90));
+        assert_eq!(window("[followup]\nwindow_seconds = 0"), Ok(0));
+        let line = shipped.lines().count() + 3;
+        let errors = window("[followup]\nwindow_seconds = 86400").unwrap_err();
+        assert!(
+            errors.len() == 1
+                && errors[0].starts_with(&format!("shop/shop.toml:{line}:"))
+                && errors[0].contains("at most 3600"),
+            "{errors:#?}"
+        );
+        assert!(window("[followup]\nwindow = 60").unwrap_err()[0].contains("unknown field"));
     }
 
     #[test]

@@ -425,6 +425,15 @@ mod tests {
     }
 
     #[test]
+    fn a_short_follow_up_is_read_in_the_last_answers_topic_as_in_the_service() {
+        let mut chat = session();
+        chat.start();
+        check(&mut chat, "发江苏几天到", &["[answer shipping_time] "]);
+        let out = check(&mut chat, "那新疆呢", &["[answer shipping_time] "]);
+        assert!(out[0].contains("5-7"), "{out:#?}");
+    }
+
+    #[test]
     fn an_faq_answer_shows_how_sure_the_index_was() {
         let mut chat = session();
         chat.start();

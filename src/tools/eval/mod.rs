@@ -3,7 +3,8 @@
 //! A case is one line `label<TAB>message`; the label is an intent name, `none` where nothing
 //! should match, or several names joined by commas for a message with several questions.
 //! The same `decide` the service uses classifies each message, so the figures are the
-//! service's own. FAQ cases are labelled `faq:<entry id>`; for them the report adds the
+//! service's own. Each line is a message of its own, with no answer before it, so short
+//! follow-ups (`responder::followup`) play no part: "那新疆呢" alone is `none`. FAQ cases are labelled `faq:<entry id>`; for them the report adds the
 //! ranking's top-1 accuracy and MRR@5, and for `none` lines the share answered anyway.
 //!
 //! Every report also has what the bot did on each line and the real-traffic figures

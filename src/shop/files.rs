@@ -228,6 +228,9 @@ pub struct IntentFile {
     /// A pre-sale answer: never given to a message that speaks of an order already placed.
     #[serde(default)]
     pub presale: bool,
+    /// Example phrasings (相似问法), matched like FAQ questions when no keyword fires.
+    #[serde(default)]
+    pub examples: Vec<Text>,
 }
 
 /// One reply variant as written, with where it was written.

@@ -140,6 +140,9 @@ fn shadowed_by_intent(
     {
         // A deferring intent asks the FAQ first: only the real decision says who answers.
         decision = decide(shop, question);
+    } else if shop.examples.is_some() && !matches!(decision, Decision::Nothing) {
+        // The intents' examples compete with the FAQ: only the real decision says who wins.
+        decision = decide(shop, question);
     }
     let record = &sources.faq[entry];
     let (verb, intents) = match decision {
@@ -165,7 +168,7 @@ fn shadowed_by_intent(
             let name = &shop.intents.intent(i).name;
             match matched_keyword(&keywords[i], question) {
                 Some(k) => format!("intent `{name}` (keyword “{}”)", k.text),
-                None => format!("intent `{name}` (complaint lexicon)"),
+                None => format!("intent `{name}` ({})", unkeyed_taker(shop, i, question)),
             }
         })
         .collect();
@@ -180,6 +183,20 @@ fn shadowed_by_intent(
         ),
         "reword the question without the intent's keyword, set `defer_to_faq = true` on the intent, or delete the entry",
     ))
+}
+
+/// What took a question for an intent when none of its keywords did.
+fn unkeyed_taker(shop: &Shop, intent: usize, question: &str) -> &'static str {
+    let by_lexicon = shop
+        .complaints
+        .as_ref()
+        .and_then(|lexicon| lexicon.score(question).handoff_intent)
+        == Some(intent);
+    if by_lexicon {
+        "complaint lexicon"
+    } else {
+        "its examples"
+    }
 }
 
 /// The keyword most likely to have matched: present in the question, leftmost, then

@@ -35,6 +35,8 @@ pub enum Rule {
     ShadowedKeyword,
     FaqShadowedByIntent,
     FaqNearDuplicate,
+    ExampleTaken,
+    ExampleTooWeak,
     ForbiddenPhrase,
     OneCharacterReply,
     TooManyQin,
@@ -46,12 +48,14 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 15] = [
         Rule::Load,
         Rule::DuplicateKeyword,
         Rule::ShadowedKeyword,
         Rule::FaqShadowedByIntent,
         Rule::FaqNearDuplicate,
+        Rule::ExampleTaken,
+        Rule::ExampleTooWeak,
         Rule::ForbiddenPhrase,
         Rule::OneCharacterReply,
         Rule::TooManyQin,
@@ -69,6 +73,8 @@ impl Rule {
             Rule::ShadowedKeyword => "shadowed-keyword",
             Rule::FaqShadowedByIntent => "faq-shadowed-by-intent",
             Rule::FaqNearDuplicate => "faq-near-duplicate",
+            Rule::ExampleTaken => "example-taken",
+            Rule::ExampleTooWeak => "example-too-weak",
             Rule::ForbiddenPhrase => "forbidden-phrase",
             Rule::OneCharacterReply => "one-character-reply",
             Rule::TooManyQin => "too-many-qin",

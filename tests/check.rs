@@ -257,6 +257,32 @@ fn faq_entries_that_read_alike() {
 }
 
 #[test]
+fn examples_taken_by_another_intent() {
+    check_case(
+        "example-taken",
+        &[
+            ("intents/shop/intents.toml", 9, "warning", "example-taken"),
+            ("intents/shop/intents.toml", 11, "warning", "example-taken"),
+        ],
+        0,
+    );
+}
+
+#[test]
+fn examples_too_weak_to_answer() {
+    check_case(
+        "example-too-weak",
+        &[(
+            "intents/shop/intents.toml",
+            8,
+            "warning",
+            "example-too-weak",
+        )],
+        0,
+    );
+}
+
+#[test]
 fn forbidden_phrases_in_replies_and_faq_answers() {
     check_case(
         "forbidden-phrase",

@@ -13,6 +13,7 @@
 //! how telling each word is; words the index has never seen weigh the most and pull it down.
 //! The margin to the second-best entry says whether the choice is clear. See [`FaqRule`].
 
+mod examples;
 mod files;
 mod tokenize;
 
@@ -27,6 +28,7 @@ use tantivy::schema::{
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
+pub use examples::{ExampleHit, ExampleIndex, MAX_EXAMPLE_CHARS, MAX_EXAMPLES_PER_INTENT};
 pub use files::{EntrySpec, load_entries, parse_entries};
 pub use tokenize::warm_up;
 use tokenize::{ChineseTokenizer, Segmentation, bigrams, words};

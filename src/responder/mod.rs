@@ -4,6 +4,7 @@
 //! lexicon → the duty state (away, busy) → replies rendered from the shop's templates, with
 //! the conversation's state updated in place. The caller stores the result and sends it.
 
+mod examples;
 mod followup;
 mod vars;
 
@@ -19,6 +20,7 @@ use crate::shop::schedule::Duty;
 use crate::shop::{Action, Shop, TemplateName};
 use crate::staffing::Staffing;
 use crate::template::{Template, Variants};
+use examples::ExampleChoice;
 pub use vars::CaseNotice;
 use vars::Vars;
 
@@ -74,7 +76,9 @@ pub fn decide(shop: &Shop, canonical: &str) -> Decision {
 
 /// Classifies a canonical message: handoff intents win over everything; otherwise every
 /// answerable intent is answered in order of appearance; the FAQ is asked when no intent
-/// matched, or when a matched intent defers to it, and answers if `faq_rule` accepts it.
+/// matched, or when a matched intent defers to it, and answers if `faq_rule` accepts it;
+/// when no intent but social ones matched, the intents' examples are asked too, and the
+/// more confident of an example match and the FAQ's answer wins.
 pub fn decide_with(shop: &Shop, normalized: &str, faq_rule: Option<FaqRule>) -> Decision {
     classify(shop, normalized, faq_rule, None)
 }
@@ -178,7 +182,7 @@ fn classify(
     } else {
         normalized
     };
-    let faq_answer = match (&shop.faq, faq_rule) {
+    let mut faq_answer = match (&shop.faq, faq_rule) {
         (Some(faq), Some(rule)) if ask_faq && !question.trim().is_empty() => faq
             .rank(question, crate::faq::RESPONDER_HITS)
             .into_iter()
@@ -190,6 +194,18 @@ fn classify(
             .filter(|best| rule.accepts(best) && (!only_social || best.shared_words >= 2)),
         _ => None,
     };
+    // Past the keywords, the intents' examples may know what was meant.
+    if intents.is_empty() || only_social {
+        let faq_confidence = faq_answer.map(|hit| hit.confidence);
+        match examples::ask(shop, question, normalized, faq_confidence, now) {
+            Some(ExampleChoice::Handoff(intent)) => return Decision::Handoff(intent),
+            Some(ExampleChoice::Answer(intent)) => {
+                intents = vec![intent];
+                faq_answer = None;
+            }
+            None => {}
+        }
+    }
     if only_social && faq_answer.is_some() {
         intents.clear();
     }
@@ -581,9 +597,80 @@ mod tests {
         check(&shop, "包邮吗", Decision::Answer(vec![free]));
         // "到货" inside the cue "收到货了" asks nothing about dispatch.
         check(&shop, "收到货了，颜色挺正", Decision::Nothing);
-        // Without an own-order intent the message falls back.
+        // Without an own-order intent (nor examples to find one) the message falls back.
         shop.purchase.own_order = None;
+        shop.examples = None;
         check(&shop, "我的快递什么时候能到", Decision::Nothing);
+    }
+
+    #[test]
+    fn examples_answer_when_no_keyword_fires_and_hand_off_for_handoff_intents() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("intents/default");
+        let intents = r#"
+[[intent]]
+name = "after_sale"
+handoff = "normal"
+keywords = ["退货"]
+examples = ["收到的杯子裂开了一条缝", "寄去修的东西什么时候寄回来"]
+
+[[intent]]
+name = "stock"
+presale = true
+keywords = ["有货"]
+replies = ["页面能选的都有现货"]
+examples = ["这个颜色现在还能买到吗"]
+
+[[intent]]
+name = "greeting"
+yield_to_others = true
+keywords = ["你好"]
+replies = ["您好"]
+
+[[intent]]
+name = "logistics"
+keywords = ["物流"]
+replies = ["订单详情里能看物流"]
+"#;
+        let texts = crate::shop::ShopTexts {
+            shop: std::fs::read_to_string(folder.join("shop.toml")).unwrap(),
+            intents: vec![("a.toml".to_string(), intents.to_string())],
+            ..Default::default()
+        };
+        let shop = crate::shop::load_shop_texts("t", &folder, &texts, FaqSource::default())
+            .unwrap_or_else(|e| panic!("{e:#?}"));
+        let check = |message: &str, expected: Decision| {
+            let got = decide(&shop, &shop.canonical(message));
+            assert_eq!(got, expected, "{message}");
+        };
+        let intent = |name: &str| shop.intents.index_of(name).unwrap();
+        // Words of no keyword: the closest example hands off.
+        check(
+            "刚收到的盘子裂开了一条缝",
+            Decision::Handoff(intent("after_sale")),
+        );
+        check(
+            "你好，寄去修的手机什么时候能寄回来",
+            Decision::Handoff(intent("after_sale")),
+        );
+        check(
+            "这个颜色还能买到吗",
+            Decision::Answer(vec![Answerable::Intent(intent("stock"))]),
+        );
+        // A pre-sale example does not answer a message about an order already placed.
+        check(
+            "我买的这个颜色还能买到吗",
+            Decision::Answer(vec![Answerable::Intent(intent("logistics"))]),
+        );
+        // A keyword still decides, and one shared word is not enough.
+        check(
+            "杯子有货吗",
+            Decision::Answer(vec![Answerable::Intent(intent("stock"))]),
+        );
+        check("杯子好看吗", Decision::Nothing);
+        check(
+            "你好",
+            Decision::Answer(vec![Answerable::Intent(intent("greeting"))]),
+        );
     }
 
     #[test]

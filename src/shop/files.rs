@@ -258,6 +258,9 @@ pub struct IntentFile {
     /// Answers only messages that ask (`[questions]` in shop.toml).
     #[serde(default)]
     pub questions_only: bool,
+    /// Example phrasings (相似问法), matched like FAQ questions when no keyword fires.
+    #[serde(default)]
+    pub examples: Vec<Text>,
 }
 
 /// One reply variant as written, with where it was written.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 pub use load::{FaqSource, ShopTexts, load_shop, load_shop_texts};
 
-use crate::faq::FaqIndex;
+use crate::faq::{ExampleIndex, FaqIndex};
 use crate::intents::IntentSet;
 use crate::intents::complaints::ComplaintLexicon;
 use crate::normalize::{Synonyms, canonical};
@@ -153,6 +153,8 @@ pub struct Shop {
     pub faq: Option<FaqIndex>,
     /// Which FAQ entries the keyword intents take first (empty without an FAQ).
     pub faq_shadows: FaqShadows,
+    /// The intents' example phrasings, asked when no keyword fires; `None` without any.
+    pub examples: Option<ExampleIndex>,
     /// The shop's agents and the rules of its human queue.
     pub staff: staff::Staff,
     /// Who may open the shop's chat.

@@ -107,6 +107,46 @@ async fn an_edit_serves_on_the_next_message_and_a_broken_edit_never_does() {
 }
 
 #[tokio::test]
+async fn examples_added_by_an_operator_hand_off_after_a_reload_and_a_broken_one_never_serves() {
+    let app = TestApp::start().await;
+    let mut first = app.buyer("examples-1").await.welcomed().await;
+    let message = "我的望远镜镜片起了一层雾";
+    first.ask(message, "1", "fallback").await;
+
+    // The operator teaches a handoff intent by example, without a keyword buyers write.
+    let file = app.intents.join("default/zz_examples.toml");
+    let intent = |examples: &str| {
+        format!(
+            "[[intent]]\nname = \"lens_fault\"\nhandoff = \"normal\"\nkeywords = [\"镜片故障报修\"]\nexamples = [\n{examples}\n]\n"
+        )
+    };
+    std::fs::write(
+        &file,
+        intent("    \"望远镜镜片起了一层雾\",\n    \"镜片上总有一层雾看不清\","),
+    )
+    .unwrap();
+    let status = reloaded(&app, 1).await;
+    assert_eq!(status["last_reload"]["ok"], true, "{status}");
+    let handed_off = first.ask(message, "2", "handoff").await;
+    assert_eq!(handed_off.last().unwrap()["intent"], "lens_fault");
+
+    // An example that is empty once punctuation goes: named by file and line, not served.
+    std::fs::write(
+        &file,
+        intent("    \"镜片上总有一层雾看不清\",\n    \"！！\","),
+    )
+    .unwrap();
+    let status = reloaded(&app, 2).await;
+    assert_eq!(status["last_reload"]["ok"], false, "{status}");
+    let errors = status["last_reload"]["errors"].to_string();
+    assert!(errors.contains("zz_examples.toml:7"), "{errors}");
+    let mut second = app.buyer("examples-2").await.welcomed().await;
+    let still = second.ask(message, "1", "handoff").await;
+    assert_eq!(still.last().unwrap()["intent"], "lens_fault");
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_admin_endpoints_need_the_admin_token() {
     let app = TestApp::start().await;
     assert_eq!(app.http_get("/api/admin/status").await.0, 401);

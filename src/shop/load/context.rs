@@ -28,7 +28,7 @@ impl Context<'_> {
             .collect()
     }
 
-    fn normalized(&mut self, src: &SourceFile, text: &Text) -> Option<String> {
+    pub(super) fn normalized(&mut self, src: &SourceFile, text: &Text) -> Option<String> {
         let n = self.canonical(text.get_ref());
         if n.is_empty() {
             self.errors.push(src.error_at(

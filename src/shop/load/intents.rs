@@ -2,26 +2,31 @@
 //! keywords, exclusions, handoff, what it answers with) into an [`IntentSpec`] for the
 //! keyword automaton and the [`Action`] the responder takes when it matches.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::context::Context;
+use crate::faq::{MAX_EXAMPLE_CHARS, MAX_EXAMPLES_PER_INTENT};
 use crate::intents::asking::QuestionCues;
 use crate::intents::purchase::PurchaseCues;
 use crate::intents::{HandoffPriority, IntentSpec};
-use crate::shop::files::{IntentFile, IntentsFile, PurchaseFile, QuestionsFile};
+use crate::shop::files::{IntentFile, IntentsFile, PurchaseFile, QuestionsFile, Text};
 use crate::shop::{Action, TemplateName};
 use crate::source::SourceFile;
 
 impl Context<'_> {
-    /// The intents of every intent file, in order, and what each does; an intent with a
-    /// mistake is left out (the mistake is recorded).
+    /// The intents of every intent file, in order, what each does and its examples in
+    /// canonical form; an intent with a mistake is left out (the mistake is recorded).
     pub(super) fn intent_files(
         &mut self,
         files: &[(PathBuf, &String)],
-    ) -> (Vec<IntentSpec>, Vec<Action>) {
+    ) -> (Vec<IntentSpec>, Vec<Action>, Vec<Vec<String>>) {
         let mut specs = Vec::new();
         let mut actions = Vec::new();
+        let mut examples = Vec::new();
+        // Each example's canonical text, with the intent and the line that gave it first.
+        let mut example_owners: HashMap<String, (Arc<str>, usize)> = HashMap::new();
         for (path, text) in files {
             let src = SourceFile { path, text };
             let file: IntentsFile = match src.parse_toml() {
@@ -31,14 +36,84 @@ impl Context<'_> {
                     continue;
                 }
             };
-            for intent in file.intent {
-                if let Some((spec, action)) = self.intent(&src, intent, &specs) {
+            for mut intent in file.intent {
+                let written = std::mem::take(&mut intent.examples);
+                let before = self.errors.len();
+                let name = intent.name.get_ref().trim().to_string();
+                let canonical = self.examples(&src, &name, &written, &mut example_owners);
+                let failed = self.errors.len() > before;
+                if let Some((spec, action)) = self.intent(&src, intent, &specs)
+                    && !failed
+                {
                     specs.push(spec);
                     actions.push(action);
+                    examples.push(canonical);
                 }
             }
         }
-        (specs, actions)
+        (specs, actions, examples)
+    }
+
+    /// An intent's examples in canonical form; empty, duplicate (in this shop), too long or
+    /// too many are mistakes, reported at the example.
+    fn examples(
+        &mut self,
+        src: &SourceFile,
+        intent: &str,
+        written: &[Text],
+        owners: &mut HashMap<String, (Arc<str>, usize)>,
+    ) -> Vec<String> {
+        if let Some(extra) = written.get(MAX_EXAMPLES_PER_INTENT) {
+            self.errors.push(src.error_at(
+                extra.span(),
+                format!(
+                    "intent \"{intent}\" has {} examples; at most {MAX_EXAMPLES_PER_INTENT} are \
+                     read, move the rest to an FAQ entry or split the intent",
+                    written.len()
+                ),
+            ));
+            return Vec::new();
+        }
+        let mut canonical = Vec::with_capacity(written.len());
+        for example in written {
+            let Some(text) = self.normalized(src, example) else {
+                continue;
+            };
+            let chars = text.chars().count();
+            if chars > MAX_EXAMPLE_CHARS {
+                self.errors.push(src.error_at(
+                    example.span(),
+                    format!(
+                        "example of intent \"{intent}\" has {chars} characters; write a buyer's \
+                         question of at most {MAX_EXAMPLE_CHARS}"
+                    ),
+                ));
+                continue;
+            }
+            let line = src.line_of(example.span().start);
+            match owners.get(&text) {
+                Some((owner, first)) => {
+                    let whose = if **owner == *intent {
+                        "this intent".to_string()
+                    } else {
+                        format!("intent \"{owner}\"")
+                    };
+                    self.errors.push(src.error_at(
+                        example.span(),
+                        format!(
+                            "example \"{}\" is already given for {whose} (line {first}); an \
+                             example may teach only one intent",
+                            example.get_ref()
+                        ),
+                    ));
+                }
+                None => {
+                    owners.insert(text.clone(), (Arc::from(intent), line));
+                    canonical.push(text);
+                }
+            }
+        }
+        canonical
     }
 
     fn intent(

@@ -27,6 +27,7 @@ use super::folder::{
 };
 use super::staff::{Staff, staff_from_text};
 use super::{FaqShadows, Shop};
+use crate::faq::ExampleIndex;
 use crate::intents::IntentSet;
 use crate::source::{LoadError, SourceFile, read_source};
 use context::Context;
@@ -145,7 +146,7 @@ fn build_shop(
     let templates = ctx.templates(&shop_src, &shop_file);
     let negators: Vec<String> = ctx.normalized_all(&shop_src, &shop_file.matching.negators);
     let words = ctx.standalone_words(&shop_src, &shop_file.matching.words);
-    let (specs, actions) = ctx.intent_files(&intent_files);
+    let (specs, actions, examples) = ctx.intent_files(&intent_files);
     let purchase = ctx.purchase(&shop_src, &shop_file.purchase, &specs);
     let questions = ctx.questions(&shop_src, &shop_file.questions, &specs);
     let complaints = texts
@@ -156,6 +157,14 @@ fn build_shop(
     let followup_window = ctx.followup_window(&shop_src, &shop_file.followup);
     let faq_rule = faq::faq_rule(&shop_file.faq);
     let (faq_index, faq_questions) = ctx.faq(id, faq, faq_rule).unzip();
+    let example_index =
+        match ExampleIndex::build(examples.into_iter().enumerate().collect(), faq_rule) {
+            Ok(index) => index,
+            Err(e) => {
+                ctx.errors.push(shop_src.error(e.to_string()));
+                None
+            }
+        };
     let synonyms = ctx.synonyms;
 
     let intents = match IntentSet::build(specs, &negators, &words) {
@@ -195,6 +204,7 @@ fn build_shop(
             synonyms,
             faq_shadows: faq_shadows.unwrap_or_default(),
             faq: faq_index,
+            examples: example_index,
             staff,
             widget,
             purchase,
@@ -294,6 +304,70 @@ mod tests {
                 errors[0].starts_with(&format!("shop/shop.toml:{line}:"))
                     && errors[0].contains(message),
                 "{purchase}: {errors:#?}"
+            );
+        }
+    }
+
+    /// Loads the shipped shop's `shop.toml` and pre-sale intents after `intents` (`a.toml`).
+    fn load_with_intents(intents: &str) -> Result<Shop, Vec<LoadError>> {
+        let texts = ShopTexts {
+            shop: shipped(SHOP_FILE),
+            intents: vec![
+                ("a.toml".to_string(), intents.to_string()),
+                ("presale.toml".to_string(), shipped("presale.toml")),
+            ],
+            complaints: None,
+            synonyms: None,
+            agents: None,
+        };
+        load_shop_texts("default", Path::new("shop"), &texts, FaqSource::default())
+    }
+
+    #[test]
+    fn examples_are_indexed_and_their_mistakes_reported_with_file_and_line() {
+        let intent = |name: &str, examples: &str| {
+            format!(
+                "[[intent]]\nname = \"{name}\"\nkeywords = [\"{name}\"]\nreplies = [\"好的\"]\nexamples = [\n{examples}\n]\n"
+            )
+        };
+        let shop = load_with_intents(&intent("wash", "\"羊毛衫能不能机洗\","))
+            .unwrap_or_else(|e| panic!("{e:#?}"));
+        let found = shop
+            .examples
+            .as_ref()
+            .unwrap()
+            .answer(&shop.canonical("请问羊毛衫能机洗吗"));
+        assert_eq!(found.map(|hit| hit.intent), Some(0));
+
+        let long = "很".repeat(crate::faq::MAX_EXAMPLE_CHARS + 1);
+        for (intents, line, message) in [
+            (intent("wash", "\"能机洗吗\",\n\"！！\","), 7, "is empty"),
+            (
+                intent("wash", "\"能机洗吗\",\n\"能机洗吗？\","),
+                7,
+                "already given for this intent (line 6)",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    intent("wash", "\"能机洗吗\","),
+                    intent("dry", "\"能机洗吗\",")
+                ),
+                13,
+                "already given for intent \"wash\" (line 6)",
+            ),
+            (intent("wash", &format!("\"{long}\",")), 6, "characters"),
+        ] {
+            let errors: Vec<String> = load_with_intents(&intents)
+                .unwrap_err()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(errors.len(), 1, "{intents}: {errors:#?}");
+            assert!(
+                errors[0].starts_with(&format!("shop/a.toml:{line}:"))
+                    && errors[0].contains(message),
+                "{intents}: {errors:#?}"
             );
         }
     }

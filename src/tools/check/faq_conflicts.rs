@@ -179,7 +179,7 @@ fn shadowed_by_intent(
             let name = &shop.intents.intent(i).name;
             match matched_keyword(&keywords[i], question) {
                 Some(k) => format!("intent `{name}` (keyword “{}”)", k.text),
-                None => format!("intent `{name}` (complaint lexicon)"),
+                None => format!("intent `{name}` ({})", unkeyed_taker(shop, i, question)),
             }
         })
         .collect();
@@ -194,6 +194,20 @@ fn shadowed_by_intent(
         ),
         "add a phrasing that asks more than the intent's keyword, reword the question, set `defer_to_faq = true` on the intent, or delete the entry",
     ))
+}
+
+/// What took a question for an intent when none of its keywords did.
+fn unkeyed_taker(shop: &Shop, intent: usize, question: &str) -> &'static str {
+    let by_lexicon = shop
+        .complaints
+        .as_ref()
+        .and_then(|lexicon| lexicon.score(question).handoff_intent)
+        == Some(intent);
+    if by_lexicon {
+        "complaint lexicon"
+    } else {
+        "its examples"
+    }
 }
 
 /// The keyword most likely to have matched: present in the question, leftmost, then

@@ -5,13 +5,15 @@
 //! serve buyers badly: keywords that fight each other or can never win
 //! (`keyword_conflicts`), stand-alone words that hide nothing or their own intent's keywords
 //! (`words`), FAQ entries that an intent or another entry takes first
-//! (`faq_conflicts`), and replies that break the house rules of customer service (`style`).
+//! (`faq_conflicts`), intents' examples that another intent or the FAQ takes first
+//! (`example_conflicts`), and replies that break the house rules of customer service (`style`).
 //! Style is read from the raw files, so a shop that does not load still gets it.
 //!
 //! Each finding names the file and line to fix. Reading files is the only I/O; nothing is
 //! written.
 
 pub mod command;
+mod example_conflicts;
 mod faq_conflicts;
 mod keyword_conflicts;
 pub mod report;
@@ -60,6 +62,7 @@ pub fn check(intents: &Path, index: &Path) -> Report {
                 keyword_conflicts::check(&shop, &sources, &mut report);
                 words::check(&shop, &sources, &mut report);
                 faq_conflicts::check(&shop, &sources, &mut report);
+                example_conflicts::check(&shop, &sources, &mut report);
             }
             Err(errors) => {
                 for error in &errors {

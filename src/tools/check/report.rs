@@ -37,6 +37,8 @@ pub enum Rule {
     FaqNearDuplicate,
     WordHidesNothing,
     WordHidesOwnKeyword,
+    ExampleTaken,
+    ExampleTooWeak,
     ForbiddenPhrase,
     OneCharacterReply,
     TooManyQin,
@@ -48,7 +50,7 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 15] = [
+    pub const ALL: [Rule; 17] = [
         Rule::Load,
         Rule::DuplicateKeyword,
         Rule::ShadowedKeyword,
@@ -56,6 +58,8 @@ impl Rule {
         Rule::FaqNearDuplicate,
         Rule::WordHidesNothing,
         Rule::WordHidesOwnKeyword,
+        Rule::ExampleTaken,
+        Rule::ExampleTooWeak,
         Rule::ForbiddenPhrase,
         Rule::OneCharacterReply,
         Rule::TooManyQin,
@@ -75,6 +79,8 @@ impl Rule {
             Rule::FaqNearDuplicate => "faq-near-duplicate",
             Rule::WordHidesNothing => "word-hides-nothing",
             Rule::WordHidesOwnKeyword => "word-hides-own-keyword",
+            Rule::ExampleTaken => "example-taken",
+            Rule::ExampleTooWeak => "example-too-weak",
             Rule::ForbiddenPhrase => "forbidden-phrase",
             Rule::OneCharacterReply => "one-character-reply",
             Rule::TooManyQin => "too-many-qin",

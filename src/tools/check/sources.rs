@@ -82,6 +82,8 @@ pub struct IntentRecord {
     pub name: Item,
     pub keywords: Vec<Item>,
     pub exclude: Vec<Item>,
+    /// Example phrasings (相似问法).
+    pub examples: Vec<Item>,
 }
 
 /// An FAQ entry as written.
@@ -210,6 +212,7 @@ impl ShopSources {
                 name,
                 keywords: strings(file, intent.get("keywords")),
                 exclude: strings(file, intent.get("exclude")),
+                examples: strings(file, intent.get("examples")),
             };
             self.intents.push(record);
             let used_as = ReplyUse::Intent(self.intents.len() - 1);

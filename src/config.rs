@@ -54,6 +54,21 @@ pub struct Limits {
     /// right when every client comes through a load balancer that appends it (nginx's
     /// `$proxy_add_x_forwarded_for`), wrong otherwise (clients could pick their address).
     pub trust_forwarded_for: bool,
+    /// New cases (handoffs) per minute from one client address, IPv6 grouped by /64; also
+    /// the burst. A request over it is refused with `rate_limited` and counted.
+    pub handoffs_per_address_per_minute: f64,
+    /// New cases per minute in one shop from everyone; also the burst.
+    pub handoffs_per_shop_per_minute: f64,
+}
+
+impl Limits {
+    /// The handoff rates, as the desk takes them.
+    pub fn intake(&self) -> crate::desk::intake::IntakeLimits {
+        crate::desk::intake::IntakeLimits {
+            per_address_per_minute: self.handoffs_per_address_per_minute,
+            per_shop_per_minute: self.handoffs_per_shop_per_minute,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -74,6 +89,8 @@ impl Default for Limits {
             max_connections: 20_000,
             max_connections_per_address: 500,
             trust_forwarded_for: false,
+            handoffs_per_address_per_minute: 10.0,
+            handoffs_per_shop_per_minute: 600.0,
         }
     }
 }
@@ -288,6 +305,8 @@ pub struct LimitsFile {
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
     pub trust_forwarded_for: Option<bool>,
+    pub handoffs_per_address_per_minute: Option<f64>,
+    pub handoffs_per_shop_per_minute: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -360,6 +379,12 @@ impl ConfigFile {
             .max_connections_per_address
             .unwrap_or(limits.max_connections_per_address);
         limits.trust_forwarded_for = l.trust_forwarded_for.unwrap_or(limits.trust_forwarded_for);
+        limits.handoffs_per_address_per_minute = l
+            .handoffs_per_address_per_minute
+            .unwrap_or(limits.handoffs_per_address_per_minute);
+        limits.handoffs_per_shop_per_minute = l
+            .handoffs_per_shop_per_minute
+            .unwrap_or(limits.handoffs_per_shop_per_minute);
         let w = self.webhooks;
         let hooks = &mut config.webhooks;
         hooks.timeout = w.timeout_ms.map_or(hooks.timeout, ms);

@@ -97,7 +97,12 @@ pub async fn start(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<S
         .subscribe()
         .await
         .context("cannot follow the other nodes")?;
-    let desk = Desk::new(store.clone(), clock.clone(), metrics.clone());
+    let desk = Desk::new(
+        store.clone(),
+        clock.clone(),
+        metrics.clone(),
+        config.limits.intake(),
+    );
     let app = Arc::new(App::new(
         rules.clone(),
         store.clone(),

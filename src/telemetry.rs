@@ -33,6 +33,9 @@ pub struct Metrics {
     pub reply_latency: Histogram,
     /// Handoffs created, by shop, intent and priority.
     pub handoffs: IntCounterVec,
+    /// Requests for a human refused because too many cases were opened lately, by shop and
+    /// by the limit reached (address, shop): a handoff flood shows here.
+    pub handoffs_refused: IntCounterVec,
     /// Error frames sent, by code.
     pub errors: IntCounterVec,
     /// Cases waiting for an agent, by shop.
@@ -92,6 +95,14 @@ impl Metrics {
                 "Conversations handed to humans.",
             ),
             &["shop", "intent", "priority"],
+        )
+        .expect("valid metric");
+        let handoffs_refused = IntCounterVec::new(
+            Opts::new(
+                "autoresponder_handoffs_refused_total",
+                "Requests for a human refused by the handoff rate limits, by limit reached.",
+            ),
+            &["shop", "limit"],
         )
         .expect("valid metric");
         let errors = IntCounterVec::new(
@@ -164,6 +175,7 @@ impl Metrics {
             Box::new(replies.clone()),
             Box::new(reply_latency.clone()),
             Box::new(handoffs.clone()),
+            Box::new(handoffs_refused.clone()),
             Box::new(errors.clone()),
             Box::new(queue_length.clone()),
             Box::new(longest_wait.clone()),
@@ -185,6 +197,7 @@ impl Metrics {
             replies,
             reply_latency,
             handoffs,
+            handoffs_refused,
             errors,
             queue_length,
             longest_wait,

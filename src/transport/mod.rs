@@ -92,15 +92,24 @@ impl App {
         address: std::net::SocketAddr,
         headers: &axum::http::HeaderMap,
     ) -> Result<slots::Slot, slots::Full> {
-        let client = match self.limits.trust_forwarded_for {
-            true => forwarded_client(headers).unwrap_or(address.ip()),
-            false => address.ip(),
-        };
         self.slots.take(
-            client,
+            self.client_address(address, headers),
             self.limits.max_connections,
             self.limits.max_connections_per_address,
         )
+    }
+
+    /// The client's address as the limits count it: the socket's, or the load balancer's
+    /// `X-Forwarded-For` when trusted.
+    fn client_address(
+        &self,
+        address: std::net::SocketAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        match self.limits.trust_forwarded_for {
+            true => forwarded_client(headers).unwrap_or(address.ip()),
+            false => address.ip(),
+        }
     }
 
     fn next_connection_id(&self) -> u64 {

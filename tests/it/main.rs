@@ -10,6 +10,7 @@ mod cluster;
 mod crash;
 mod eval;
 mod faq;
+mod flood;
 mod helpers;
 mod limits;
 mod nodes;

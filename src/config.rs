@@ -191,6 +191,11 @@ pub struct ServeConfig {
     pub escalation_check: Duration,
     /// The SHA-256 of the admin token for `/api/admin/*`; none disables those.
     pub admin_token_sha256: Option<TokenHash>,
+    /// The SHA-256 of the token a scraper sends (`Authorization: Bearer …`) to get the
+    /// shops' service figures in `/metrics`; without it they are never shown there.
+    pub metrics_token_sha256: Option<TokenHash>,
+    /// How often the service figures of `/metrics` are recomputed from the store.
+    pub kpi_refresh: Duration,
     /// Watch `intents/` and `index/` and reload on changes.
     pub watch_rules: bool,
     /// How long the folders must be quiet after a change before reloading.
@@ -212,6 +217,8 @@ impl Default for ServeConfig {
             webhooks: WebhookSettings::default(),
             escalation_check: Duration::from_secs(1),
             admin_token_sha256: None,
+            metrics_token_sha256: None,
+            kpi_refresh: Duration::from_secs(60),
             watch_rules: true,
             reload_debounce: Duration::from_millis(300),
         }
@@ -261,6 +268,8 @@ pub struct ConfigFile {
     pub database_busy_timeout_ms: Option<u64>,
     pub shutdown_grace_ms: Option<u64>,
     pub admin_token_sha256: Option<TokenHash>,
+    pub metrics_token_sha256: Option<TokenHash>,
+    pub kpi_refresh_ms: Option<u64>,
     pub watch_rules: Option<bool>,
     pub reload_debounce_ms: Option<u64>,
     #[serde(default)]
@@ -354,6 +363,8 @@ impl ConfigFile {
             .map_or(config.database_busy_timeout, ms);
         config.shutdown_grace = self.shutdown_grace_ms.map_or(config.shutdown_grace, ms);
         config.admin_token_sha256 = self.admin_token_sha256.or(config.admin_token_sha256);
+        config.metrics_token_sha256 = self.metrics_token_sha256.or(config.metrics_token_sha256);
+        config.kpi_refresh = self.kpi_refresh_ms.map_or(config.kpi_refresh, ms);
         config.watch_rules = self.watch_rules.unwrap_or(config.watch_rules);
         config.reload_debounce = self.reload_debounce_ms.map_or(config.reload_debounce, ms);
         let l = self.limits;
@@ -408,13 +419,17 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "listen = \"0.0.0.0:9000\"\n[limits]\nmax_text_chars = 500\n",
+            "listen = \"0.0.0.0:9000\"\nkpi_refresh_ms = 5000\n[limits]\nmax_text_chars = 500\n\
+             handoffs_per_address_per_minute = 4.0\n",
         )
         .unwrap();
         let mut config = ServeConfig::default();
         ConfigFile::read(&path).unwrap().apply(&mut config);
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.limits.max_text_chars, 500);
+        assert_eq!(config.limits.handoffs_per_address_per_minute, 4.0);
+        assert_eq!(config.kpi_refresh, Duration::from_secs(5));
+        assert_eq!(config.metrics_token_sha256, None);
         assert_eq!(config.database, ServeConfig::default().database);
 
         std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nlisen = 1\n").unwrap();

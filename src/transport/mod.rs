@@ -51,6 +51,8 @@ pub struct App {
     pub desk: Arc<Desk>,
     /// The SHA-256 of the admin token, if one is configured.
     pub admin_token_sha256: Option<TokenHash>,
+    /// The SHA-256 of the token a scraper sends to see the KPIs in `/metrics`.
+    pub metrics_token_sha256: Option<TokenHash>,
     pub limits: Limits,
     /// Cancelled when the service shuts down; connections close themselves on it.
     pub shutdown: CancellationToken,
@@ -73,6 +75,7 @@ impl App {
         App {
             rules,
             admin_token_sha256: config.admin_token_sha256,
+            metrics_token_sha256: config.metrics_token_sha256,
             desk,
             store,
             clock,

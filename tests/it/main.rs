@@ -13,6 +13,7 @@ mod faq;
 mod flood;
 mod helpers;
 mod limits;
+mod metrics;
 mod nodes;
 mod pg;
 mod reload;

@@ -249,3 +249,34 @@ async fn new_cases_are_limited_per_address_and_per_shop() {
     assert_eq!(answer["kind"], "handoff", "{answer}");
     app.shutdown().await;
 }
+
+/// Buyers far down a long queue who write do not flood the consoles: only cases in the top
+/// page (the part a console was sent) have their messages pushed.
+#[tokio::test]
+async fn only_the_top_page_of_the_queue_pushes_buyer_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sixty.db");
+    seed_queue(&path, 60).await;
+    let mut app = TestApp::launch(Setup {
+        database: Some(Database::Sqlite(path)),
+        ..Setup::staffed("")
+    })
+    .await;
+    app.ready().await;
+    let mut mei = app.agent("mei").await;
+    page(&mut mei).await;
+    // b-000055 is 56th in line (the high-priority case is first), b-000001 third.
+    for (buyer, text) in [("b-000055", "还要等多久"), ("b-000001", "在吗")] {
+        let mut client = app.buyer(buyer).await;
+        client.say(text, "w").await;
+        let place = client
+            .until(|f| f["type"] == "queue" && f["in_reply_to"] == "w")
+            .await
+            .0;
+        assert_eq!(place["status"], "queued", "{place}");
+    }
+    let heard = mei.next_of("buyer_message").await;
+    assert_eq!(heard["conversation"], "c-000001", "{heard}");
+    assert_eq!(heard["text"], "在吗");
+    app.shutdown().await;
+}

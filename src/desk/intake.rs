@@ -38,6 +38,9 @@ impl Refusal {
 /// Addresses remembered at most; past it, those whose bucket has refilled (and so are no
 /// different from an address never seen) are forgotten first.
 const MAX_ADDRESSES: usize = 65_536;
+/// How often a full table of addresses may be swept for refilled buckets: a sweep visits
+/// every entry, so a crowd of new addresses must not cause one each.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A token bucket on tokio's clock, so tests move time instead of waiting.
 #[derive(Debug, Clone, Copy)]
@@ -76,6 +79,8 @@ impl Bucket {
 pub struct Intake {
     limits: IntakeLimits,
     by_address: DashMap<IpAddr, Bucket>,
+    /// When the table of addresses was last swept (`MAX_ADDRESSES`).
+    swept_at: Mutex<Option<Instant>>,
 }
 
 impl Intake {
@@ -83,6 +88,7 @@ impl Intake {
         Intake {
             limits,
             by_address: DashMap::new(),
+            swept_at: Mutex::new(None),
         }
     }
 
@@ -93,8 +99,10 @@ impl Intake {
         let per_address = self.limits.per_address_per_minute;
         let per_shop = self.limits.per_shop_per_minute;
         if self.by_address.len() >= MAX_ADDRESSES && !self.by_address.contains_key(&key) {
-            self.by_address
-                .retain(|_, bucket| !bucket.is_full(per_address, now));
+            if self.may_sweep(now) {
+                self.by_address
+                    .retain(|_, bucket| !bucket.is_full(per_address, now));
+            }
             if self.by_address.len() >= MAX_ADDRESSES {
                 // Every remembered address is still limited: a new one waits its turn.
                 return Err(Refusal::Address);
@@ -114,6 +122,16 @@ impl Intake {
         shop_bucket.tokens -= 1.0;
         address_bucket.tokens -= 1.0;
         Ok(())
+    }
+
+    /// Whether a sweep is due (none in the last `SWEEP_EVERY`); if so, it is now.
+    fn may_sweep(&self, now: Instant) -> bool {
+        let mut swept_at = self.swept_at.lock().unwrap_or_else(|p| p.into_inner());
+        let due = swept_at.is_none_or(|at| now.duration_since(at) >= SWEEP_EVERY);
+        if due {
+            *swept_at = Some(now);
+        }
+        due
     }
 
     /// A shop's bucket, full.
@@ -165,6 +183,29 @@ mod tests {
         tokio::time::advance(Duration::from_secs(30)).await;
         assert_eq!(intake.admit(one, &shop), Ok(()), "half a minute earns one");
         assert_eq!(intake.admit(two, &shop), Err(Refusal::Shop));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_addresses_remembered_are_bounded_and_refilled_ones_make_room() {
+        let intake = Intake::new(IntakeLimits {
+            per_address_per_minute: 1.0,
+            per_shop_per_minute: 1e9,
+        });
+        let shop = intake.shop_bucket();
+        let address = |n: usize| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + n as u32));
+        for n in 0..MAX_ADDRESSES {
+            assert_eq!(intake.admit(address(n), &shop), Ok(()));
+        }
+        let newcomer = address(MAX_ADDRESSES);
+        assert_eq!(intake.admit(newcomer, &shop), Err(Refusal::Address));
+        assert_eq!(intake.by_address.len(), MAX_ADDRESSES);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(
+            intake.admit(newcomer, &shop),
+            Ok(()),
+            "refilled ones were forgotten"
+        );
+        assert_eq!(intake.by_address.len(), 1);
     }
 
     #[test]

@@ -117,7 +117,8 @@ impl BuyerSession {
         if step.after.handoff.is_some()
             && let Err(refusal) = self.desk.admit_handoff(shop, self.address)
         {
-            tracing::warn!(
+            // Counted in `/metrics`; a log line per refusal would let a flood fill the disk.
+            tracing::debug!(
                 limit = refusal.as_str(),
                 "refused a new case: too many lately"
             );

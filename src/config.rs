@@ -54,6 +54,21 @@ pub struct Limits {
     /// right when every client comes through a load balancer that appends it (nginx's
     /// `$proxy_add_x_forwarded_for`), wrong otherwise (clients could pick their address).
     pub trust_forwarded_for: bool,
+    /// New cases (handoffs) per minute from one client address, IPv6 grouped by /64; also
+    /// the burst. A request over it is refused with `rate_limited` and counted.
+    pub handoffs_per_address_per_minute: f64,
+    /// New cases per minute in one shop from everyone; also the burst.
+    pub handoffs_per_shop_per_minute: f64,
+}
+
+impl Limits {
+    /// The handoff rates, as the desk takes them.
+    pub fn intake(&self) -> crate::desk::intake::IntakeLimits {
+        crate::desk::intake::IntakeLimits {
+            per_address_per_minute: self.handoffs_per_address_per_minute,
+            per_shop_per_minute: self.handoffs_per_shop_per_minute,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -74,6 +89,8 @@ impl Default for Limits {
             max_connections: 20_000,
             max_connections_per_address: 500,
             trust_forwarded_for: false,
+            handoffs_per_address_per_minute: 10.0,
+            handoffs_per_shop_per_minute: 600.0,
         }
     }
 }
@@ -174,6 +191,11 @@ pub struct ServeConfig {
     pub escalation_check: Duration,
     /// The SHA-256 of the admin token for `/api/admin/*`; none disables those.
     pub admin_token_sha256: Option<TokenHash>,
+    /// The SHA-256 of the token a scraper sends (`Authorization: Bearer …`) to get the
+    /// shops' service figures in `/metrics`; without it they are never shown there.
+    pub metrics_token_sha256: Option<TokenHash>,
+    /// How often the service figures of `/metrics` are recomputed from the store.
+    pub kpi_refresh: Duration,
     /// Watch `intents/` and `index/` and reload on changes.
     pub watch_rules: bool,
     /// How long the folders must be quiet after a change before reloading.
@@ -195,6 +217,8 @@ impl Default for ServeConfig {
             webhooks: WebhookSettings::default(),
             escalation_check: Duration::from_secs(1),
             admin_token_sha256: None,
+            metrics_token_sha256: None,
+            kpi_refresh: Duration::from_secs(60),
             watch_rules: true,
             reload_debounce: Duration::from_millis(300),
         }
@@ -244,6 +268,8 @@ pub struct ConfigFile {
     pub database_busy_timeout_ms: Option<u64>,
     pub shutdown_grace_ms: Option<u64>,
     pub admin_token_sha256: Option<TokenHash>,
+    pub metrics_token_sha256: Option<TokenHash>,
+    pub kpi_refresh_ms: Option<u64>,
     pub watch_rules: Option<bool>,
     pub reload_debounce_ms: Option<u64>,
     #[serde(default)]
@@ -288,6 +314,8 @@ pub struct LimitsFile {
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
     pub trust_forwarded_for: Option<bool>,
+    pub handoffs_per_address_per_minute: Option<f64>,
+    pub handoffs_per_shop_per_minute: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -335,6 +363,8 @@ impl ConfigFile {
             .map_or(config.database_busy_timeout, ms);
         config.shutdown_grace = self.shutdown_grace_ms.map_or(config.shutdown_grace, ms);
         config.admin_token_sha256 = self.admin_token_sha256.or(config.admin_token_sha256);
+        config.metrics_token_sha256 = self.metrics_token_sha256.or(config.metrics_token_sha256);
+        config.kpi_refresh = self.kpi_refresh_ms.map_or(config.kpi_refresh, ms);
         config.watch_rules = self.watch_rules.unwrap_or(config.watch_rules);
         config.reload_debounce = self.reload_debounce_ms.map_or(config.reload_debounce, ms);
         let l = self.limits;
@@ -360,6 +390,12 @@ impl ConfigFile {
             .max_connections_per_address
             .unwrap_or(limits.max_connections_per_address);
         limits.trust_forwarded_for = l.trust_forwarded_for.unwrap_or(limits.trust_forwarded_for);
+        limits.handoffs_per_address_per_minute = l
+            .handoffs_per_address_per_minute
+            .unwrap_or(limits.handoffs_per_address_per_minute);
+        limits.handoffs_per_shop_per_minute = l
+            .handoffs_per_shop_per_minute
+            .unwrap_or(limits.handoffs_per_shop_per_minute);
         let w = self.webhooks;
         let hooks = &mut config.webhooks;
         hooks.timeout = w.timeout_ms.map_or(hooks.timeout, ms);
@@ -383,13 +419,17 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(
             &path,
-            "listen = \"0.0.0.0:9000\"\n[limits]\nmax_text_chars = 500\n",
+            "listen = \"0.0.0.0:9000\"\nkpi_refresh_ms = 5000\n[limits]\nmax_text_chars = 500\n\
+             handoffs_per_address_per_minute = 4.0\n",
         )
         .unwrap();
         let mut config = ServeConfig::default();
         ConfigFile::read(&path).unwrap().apply(&mut config);
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.limits.max_text_chars, 500);
+        assert_eq!(config.limits.handoffs_per_address_per_minute, 4.0);
+        assert_eq!(config.kpi_refresh, Duration::from_secs(5));
+        assert_eq!(config.metrics_token_sha256, None);
         assert_eq!(config.database, ServeConfig::default().database);
 
         std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nlisen = 1\n").unwrap();

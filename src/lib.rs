@@ -10,6 +10,7 @@ pub mod desk;
 pub mod dialogue;
 pub mod faq;
 pub mod intents;
+pub mod kpi;
 pub mod normalize;
 pub mod reload;
 pub mod reply;
@@ -97,7 +98,12 @@ pub async fn start(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<S
         .subscribe()
         .await
         .context("cannot follow the other nodes")?;
-    let desk = Desk::new(store.clone(), clock.clone(), metrics.clone());
+    let desk = Desk::new(
+        store.clone(),
+        clock.clone(),
+        metrics.clone(),
+        config.limits.intake(),
+    );
     let app = Arc::new(App::new(
         rules.clone(),
         store.clone(),
@@ -131,6 +137,16 @@ pub async fn start(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<S
         catalog_now.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(
+        kpi::KpiRefresher {
+            store: app.store.clone(),
+            rules: rules.clone(),
+            clock: app.clock.clone(),
+            metrics: app.metrics.clone(),
+            every: config.kpi_refresh,
+        }
+        .run(shutdown.clone()),
+    );
     tasks.spawn(reload::on_hangup(rules.clone(), shutdown.clone()));
     if config.watch_rules {
         tasks.spawn(reload::watch(

@@ -67,6 +67,9 @@ struct ServeArgs {
     /// The SHA-256 (64 hex digits) of the admin token for /api/admin/*.
     #[arg(long, env = "AUTORESPONDER_ADMIN_TOKEN_SHA256")]
     admin_token_sha256: Option<TokenHash>,
+    /// The SHA-256 (64 hex digits) of the token a scraper sends to see the KPIs in /metrics.
+    #[arg(long, env = "AUTORESPONDER_METRICS_TOKEN_SHA256")]
+    metrics_token_sha256: Option<TokenHash>,
 }
 
 /// The service allocates and frees many small buffers per message (frames, JSON, rows);
@@ -115,6 +118,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.database = args.database.unwrap_or(config.database);
     config.faq_on_disk = args.faq_on_disk.or(config.faq_on_disk);
     config.admin_token_sha256 = args.admin_token_sha256.or(config.admin_token_sha256);
+    config.metrics_token_sha256 = args.metrics_token_sha256.or(config.metrics_token_sha256);
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

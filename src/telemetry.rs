@@ -19,6 +19,9 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// The name of the KPI gauges, which only the scraper with the metrics token sees.
+const KPI_METRIC: &str = "autoresponder_kpi";
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -33,6 +36,9 @@ pub struct Metrics {
     pub reply_latency: Histogram,
     /// Handoffs created, by shop, intent and priority.
     pub handoffs: IntCounterVec,
+    /// Requests for a human refused because too many cases were opened lately, by shop and
+    /// by the limit reached (address, shop): a handoff flood shows here.
+    pub handoffs_refused: IntCounterVec,
     /// Error frames sent, by code.
     pub errors: IntCounterVec,
     /// Cases waiting for an agent, by shop.
@@ -44,8 +50,12 @@ pub struct Metrics {
     /// From a handoff to its first agent message, by shop.
     pub human_first_response: HistogramVec,
     /// The shops' service figures over the last 24 hours (see `/api/stats`), by shop and
-    /// figure; refreshed when scraped.
+    /// figure; recomputed on a timer (`kpi.rs`) and shown only to a scraper with the metrics
+    /// token.
     pub kpi: GaugeVec,
+    /// Times the KPIs were recomputed (each one walk of the last 24 hours); scrapes do not
+    /// add to it.
+    pub kpi_refreshes: prometheus::IntCounter,
     /// Rule reloads, by result (ok, error).
     pub reloads: IntCounterVec,
     /// Mistakes found by the last reload; 0 when the files on disk are what serves.
@@ -94,6 +104,14 @@ impl Metrics {
             &["shop", "intent", "priority"],
         )
         .expect("valid metric");
+        let handoffs_refused = IntCounterVec::new(
+            Opts::new(
+                "autoresponder_handoffs_refused_total",
+                "Requests for a human refused by the handoff rate limits, by limit reached.",
+            ),
+            &["shop", "limit"],
+        )
+        .expect("valid metric");
         let errors = IntCounterVec::new(
             Opts::new("autoresponder_errors_total", "Error frames sent, by code."),
             &["code"],
@@ -133,11 +151,16 @@ impl Metrics {
         .expect("valid metric");
         let kpi = GaugeVec::new(
             Opts::new(
-                "autoresponder_kpi",
+                KPI_METRIC,
                 "Service figures over the last 24 hours: reply_ratio, handoff_rate, \
                  bot_resolution_rate, bot/human first and average response seconds.",
             ),
             &["shop", "figure"],
+        )
+        .expect("valid metric");
+        let kpi_refreshes = prometheus::IntCounter::new(
+            "autoresponder_kpi_refreshes_total",
+            "Times the service figures were recomputed from the store (on a timer, not per scrape).",
         )
         .expect("valid metric");
         let reloads = IntCounterVec::new(
@@ -164,12 +187,14 @@ impl Metrics {
             Box::new(replies.clone()),
             Box::new(reply_latency.clone()),
             Box::new(handoffs.clone()),
+            Box::new(handoffs_refused.clone()),
             Box::new(errors.clone()),
             Box::new(queue_length.clone()),
             Box::new(longest_wait.clone()),
             Box::new(agents_online.clone()),
             Box::new(human_first_response.clone()),
             Box::new(kpi.clone()),
+            Box::new(kpi_refreshes.clone()),
             Box::new(reloads.clone()),
             Box::new(rule_errors.clone()),
             Box::new(slow_clients_dropped.clone()),
@@ -185,12 +210,14 @@ impl Metrics {
             replies,
             reply_latency,
             handoffs,
+            handoffs_refused,
             errors,
             queue_length,
             longest_wait,
             agents_online,
             human_first_response,
             kpi,
+            kpi_refreshes,
             reloads,
             rule_errors,
             slow_clients_dropped,
@@ -198,9 +225,25 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
+        self.render_families(true)
+    }
+
+    /// Every metric but the shops' service figures, which are agent data: what `/metrics`
+    /// shows a scraper without the metrics token.
+    pub fn render_public(&self) -> String {
+        self.render_families(false)
+    }
+
+    fn render_families(&self, with_kpis: bool) -> String {
+        let families: Vec<_> = self
+            .registry
+            .gather()
+            .into_iter()
+            .filter(|family| with_kpis || family.name() != KPI_METRIC)
+            .collect();
         let mut buffer = Vec::new();
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buffer)
+            .encode(&families, &mut buffer)
             .expect("encoding metrics into memory cannot fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")
     }

@@ -102,6 +102,8 @@
     drafts: new Map(),    // handoff id -> unsent reply text
     pending: new Map(),   // reply id -> {conversation, text}
     unread: new Set(),    // handoff ids with buyer messages not yet looked at
+    queuedTotal: null,    // cases queued in the shop, from the last queue_page
+    nextPage: null,       // cursor of the next page of the queue, null at its end
     seq: 0
   };
 
@@ -207,17 +209,21 @@
       try { f = JSON.parse(ev.data); } catch (e) { return; }
       if (f && typeof f === 'object') handleFrame(f);
     };
-    ws.onclose = function () {
+    ws.onclose = function (ev) {
       if (state.ws !== ws) return;
-      onSocketGone(ws);
+      onSocketGone(ev && ev.code);
     };
     ws.onerror = function () { /* onclose follows */ };
   }
 
-  function onSocketGone() {
+  // Close codes the server sends after accepting the token: going away, overloaded, try again
+  // later. None of them says the token is wrong, so the console keeps it and reconnects.
+  var RETRY_CODES = [1001, 1011, 1012, 1013];
+
+  function onSocketGone(code) {
     state.ws = null;
     if (!state.wanted) return;
-    if (!state.authed) {
+    if (!state.authed && RETRY_CODES.indexOf(code) < 0) {
       // Never got in with this token: a wrong token is refused with 401 before the upgrade
       // (the browser cannot tell that from a server that is down).
       state.wanted = false;
@@ -392,6 +398,7 @@
       case 'sent': onSent(f); break;
       case 'note': onNote(f); break;
       case 'resolved': onResolved(f); break;
+      case 'queue_page': onQueuePage(f); break;
       case 'error': onError(f); break;
       default: break; // unknown frames are ignored
     }
@@ -415,6 +422,8 @@
     state.cases.forEach(function (c, id) { state.prev.set(id, c); });
     state.cases.clear();
     state.claiming = [];
+    state.queuedTotal = null;
+    state.nextPage = null;
 
     $('login-submit').disabled = false;
     $('login-submit').textContent = '登录';
@@ -495,6 +504,20 @@
     list.push({ text: String(f.text == null ? '' : f.text), agent: f.agent || '', at: f.at || new Date().toISOString() });
     state.liveNotes.set(key, list);
     if (c && state.selected === c.id) renderDetails();
+  }
+
+  // A page of the queue ended: the server sends the top of a long queue, not all of it.
+  function onQueuePage(f) {
+    state.queuedTotal = typeof f.queued === 'number' ? f.queued : null;
+    state.nextPage = typeof f.next === 'string' ? f.next : null;
+    renderQueue();
+  }
+
+  function loadMoreCases() {
+    if (!state.nextPage) return;
+    send({ type: 'more_cases', after: state.nextPage });
+    state.nextPage = null;
+    renderQueue();
   }
 
   function onResolved(f) {
@@ -626,8 +649,10 @@
       li.appendChild(btn);
       ul.appendChild(li);
     });
-    $('queue-count').textContent = String(list.length);
+    var total = state.queuedTotal !== null && state.queuedTotal > list.length ? state.queuedTotal : list.length;
+    $('queue-count').textContent = total > list.length ? list.length + ' / ' + total : String(list.length);
     $('queue-empty').hidden = list.length > 0;
+    $('queue-more').hidden = !state.nextPage;
     document.title = (list.length ? '(' + list.length + ') ' : '') + '客服工作台' +
       (state.shopName ? ' · ' + state.shopName : '');
   }
@@ -847,6 +872,7 @@
       if (t) login(t);
     });
     $('logout').addEventListener('click', logout);
+    $('queue-more').addEventListener('click', loadMoreCases);
     $('presence-select').addEventListener('change', function (ev) {
       var v = ev.target.value;
       if (send({ type: 'presence', status: v })) state.myStatus = v;

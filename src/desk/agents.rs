@@ -7,7 +7,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::{AgentLink, AgentLive, ShopQueue};
-use super::{AGENT_INBOX, AgentPush, AgentStatus, Desk, Presence, ShopDesk, Standing, broadcast};
+use super::{
+    AGENT_INBOX, AgentPush, AgentStatus, Desk, DeskError, MAX_QUEUE_PAGE, Presence, QUEUE_PAGE,
+    QueueCursor, ShopDesk, Standing, broadcast,
+};
 use crate::shop::Shop;
 use crate::shop::staff::AgentAccount;
 use crate::store::{Handoff, HandoffStatus};
@@ -65,10 +68,11 @@ impl Desk {
         }
     }
 
-    /// Sends a newly attached console its `hello`, every queued case and the cases it holds.
+    /// Sends a newly attached console its `hello`, the top page of the queue (not the whole
+    /// queue: a flood of cases must not bury a console) and the cases it holds.
     pub async fn welcome_agent(&self, shop: &Shop, agent: &AgentAccount, link: u64) {
         let desk = self.shop_desk(&shop.id);
-        let (hello, cases) = {
+        let (hello, held) = {
             let queue = Self::lock(&desk);
             let status = queue
                 .agents
@@ -96,27 +100,78 @@ impl Desk {
                 status,
                 agents,
             };
-            let mut cases: Vec<Handoff> = queue.queued().map(|c| c.handoff.clone()).collect();
-            cases.extend(queue.claimed_by(&agent.id).map(|c| c.handoff.clone()));
-            (hello, cases)
+            let held: Vec<Handoff> = queue
+                .claimed_by(&agent.id)
+                .map(|c| c.handoff.clone())
+                .collect();
+            (hello, held)
         };
         self.send_to_link(&desk, &agent.id, link, Arc::new(hello));
+        self.send_cases(&desk, &agent.id, link, held).await;
+        self.send_queue_page(shop, &agent.id, link, None, QUEUE_PAGE)
+            .await;
+    }
+
+    /// Sends a console a page of the queue: up to `limit` queued cases after `after` (from
+    /// the top without one), then a `QueuePage` saying where the next page starts.
+    pub async fn queue_page(
+        &self,
+        shop: &Shop,
+        agent: &str,
+        link: u64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(), DeskError> {
+        let after = match after {
+            Some(token) => Some(QueueCursor::parse(token).ok_or_else(|| {
+                DeskError::BadRequest("`after` is not a cursor this service gave out".into())
+            })?),
+            None => None,
+        };
+        let limit = limit.clamp(1, MAX_QUEUE_PAGE);
+        self.send_queue_page(shop, agent, link, after, limit).await;
+        Ok(())
+    }
+
+    async fn send_queue_page(
+        &self,
+        shop: &Shop,
+        agent: &str,
+        link: u64,
+        after: Option<QueueCursor>,
+        limit: usize,
+    ) {
+        let desk = self.shop_desk(&shop.id);
+        let page = Self::lock(&desk).queued_page(after.as_ref(), limit);
+        let next = page.last().map(QueueCursor::after);
+        let sent = page.len();
+        self.send_cases(&desk, agent, link, page).await;
+        let queued = Self::lock(&desk).queue_len();
+        // A short page is the end of the queue.
+        let next = next.filter(|_| sent == limit).map(|cursor| cursor.token());
+        let frame = Arc::new(AgentPush::QueuePage { queued, sent, next });
+        self.send_to_link(&desk, agent, link, frame);
+    }
+
+    /// Sends a console each case (with its transcript) that is still as it was when listed:
+    /// queued, or held by this agent.
+    async fn send_cases(&self, desk: &ShopDesk, agent: &str, link: u64, cases: Vec<Handoff>) {
         for handoff in cases {
             let Ok(frame) = self.handoff_frame(&handoff).await else {
                 continue;
             };
-            let queue = Self::lock(&desk);
+            let queue = Self::lock(desk);
             let current = queue.standing(&handoff.id);
             let still_relevant = match current {
                 Some(Standing::Queued { .. }) => handoff.status == HandoffStatus::Queued,
                 Some(Standing::Claimed { agent: holder }) => {
-                    holder == agent.id && handoff.status == HandoffStatus::Claimed
+                    holder == agent && handoff.status == HandoffStatus::Claimed
                 }
                 None => false,
             };
             if still_relevant {
                 drop(queue);
-                self.send_to_link(&desk, &agent.id, link, frame);
+                self.send_to_link(desk, agent, link, frame);
             }
         }
     }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::{
-    AgentPush, BUYER_INBOX, BuyerLink, BuyerPush, Desk, QueueNotice, Standing, TRANSCRIPT_LINES,
-    broadcast, notice, send_links,
+    AgentPush, BUYER_INBOX, BuyerLink, BuyerPush, Desk, QUEUE_PAGE, QueueNotice, Standing,
+    TRANSCRIPT_LINES, broadcast, notice, send_links,
 };
 use crate::shop::Shop;
 use crate::store::{Handoff, StoreError};
@@ -130,7 +130,10 @@ impl Desk {
     }
 
     /// A buyer wrote while their conversation is with the humans: the agent holding it (or,
-    /// while queued, every agent) sees the message. Returns where the case stands.
+    /// while queued in the top page of the queue, every agent) sees the message. Messages of
+    /// cases further down are not pushed (a console is sent only the top page, and a flood
+    /// of queued buyers writing must not bury it); the claimer gets the whole transcript.
+    /// Returns where the case stands.
     pub fn buyer_wrote(
         &self,
         shop: &Shop,
@@ -154,7 +157,8 @@ impl Desk {
                     send_links(&live.links, &frame);
                 }
             }
-            Standing::Queued { .. } => broadcast(&queue, &frame),
+            Standing::Queued { ahead } if *ahead < QUEUE_PAGE => broadcast(&queue, &frame),
+            Standing::Queued { .. } => {}
         }
         Some(standing)
     }

@@ -10,6 +10,7 @@ mod agents;
 mod buyers;
 mod cases;
 mod cluster;
+pub mod intake;
 mod pushes;
 pub mod queue;
 
@@ -30,13 +31,19 @@ use crate::telemetry::Metrics;
 pub use agents::Console;
 pub use buyers::Pushes;
 pub use cluster::CatalogNow;
+use intake::{Bucket, Intake, IntakeLimits, Refusal};
 pub use pushes::{AgentPush, AgentStatus, BuyerPush, TRANSCRIPT_LINES};
 use queue::{AgentLink, ShopQueue};
-pub use queue::{Presence, Standing};
+pub use queue::{Presence, QueueCursor, Standing};
 
 /// Frames waiting for one agent console; one that falls this far behind is disconnected and
 /// rebuilds its view when it reconnects.
 const AGENT_INBOX: usize = 4096;
+/// Queued cases a console is sent on connect, and per page when it asks for more: however
+/// long the queue, a console's welcome is a few dozen frames.
+pub const QUEUE_PAGE: usize = 50;
+/// The most queued cases one page may hold when a console names its own page size.
+pub const MAX_QUEUE_PAGE: usize = 200;
 /// Pushes waiting for one buyer connection.
 const BUYER_INBOX: usize = 64;
 
@@ -81,6 +88,9 @@ pub enum DeskError {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    /// The request itself is malformed (a cursor the service never gave out).
+    #[error("{0}")]
+    BadRequest(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -92,6 +102,8 @@ struct ShopDesk {
     present: AtomicUsize,
     available: AtomicUsize,
     queued: AtomicUsize,
+    /// How many new cases the shop may still take at once (`intake`).
+    intake: Mutex<Bucket>,
 }
 
 struct BuyerLink {
@@ -114,10 +126,17 @@ pub struct Desk {
     presence_changed: Notify,
     /// When each other node sharing the store was last heard from.
     nodes: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// How fast new cases may be opened, per address and per shop.
+    intake: Intake,
 }
 
 impl Desk {
-    pub fn new(store: Arc<dyn Store>, clock: SharedClock, metrics: Metrics) -> Arc<Desk> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+        metrics: Metrics,
+        intake: IntakeLimits,
+    ) -> Arc<Desk> {
         Arc::new(Desk {
             store,
             clock,
@@ -128,6 +147,7 @@ impl Desk {
             outbox: Arc::new(Notify::new()),
             presence_changed: Notify::new(),
             nodes: Mutex::new(HashMap::new()),
+            intake: Intake::new(intake),
         })
     }
 
@@ -144,6 +164,7 @@ impl Desk {
                     present: AtomicUsize::new(0),
                     available: AtomicUsize::new(0),
                     queued: AtomicUsize::new(0),
+                    intake: self.intake.shop_bucket(),
                 })
             })
             .clone()
@@ -224,6 +245,20 @@ impl Desk {
             overloaded: present > 0
                 && (available == 0 || queued > available * shop.staff.queue_per_agent),
         }
+    }
+
+    /// Whether a buyer at `address` may open a new case in `shop` now; a refusal is counted
+    /// in `/metrics`, so a flood shows there.
+    pub fn admit_handoff(&self, shop: &Shop, address: std::net::IpAddr) -> Result<(), Refusal> {
+        let desk = self.shop_desk(&shop.id);
+        let admitted = self.intake.admit(address, &desk.intake);
+        if let Err(refusal) = admitted {
+            self.metrics
+                .handoffs_refused
+                .with_label_values(&[&*shop.id, refusal.as_str()])
+                .inc();
+        }
+        admitted
     }
 
     /// Where the open case of a conversation stands, if it has one.

@@ -79,6 +79,14 @@ pub enum AgentPush {
         name: String,
         status: Option<Presence>,
     },
+    /// Ends a page of the queue (the `handoff` frames just before it): how many cases are
+    /// queued in all, how many this page held, and where the next page starts (`None` at the
+    /// end of the queue). A console gets the top page on connect and asks for more.
+    QueuePage {
+        queued: usize,
+        sent: usize,
+        next: Option<String>,
+    },
     /// An agent noted something about a buyer.
     Note {
         conversation: String,

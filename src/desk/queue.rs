@@ -117,6 +117,37 @@ pub fn case_key(id: &str, holder: Option<&str>) -> String {
 
 type Key = (u8, DateTime<Utc>, String);
 
+/// A place in the queue's order: the page of queued cases a console asks for starts after
+/// it. It names the last case of the previous page by its order (priority, age, id), not by
+/// its id alone, so a case claimed or resolved meanwhile does not lose the console its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCursor(Key);
+
+impl QueueCursor {
+    pub fn after(handoff: &Handoff) -> QueueCursor {
+        QueueCursor(key(handoff))
+    }
+
+    /// The cursor as clients carry it: `<rank>.<created, µs since the epoch>.<case id>`.
+    pub fn token(&self) -> String {
+        let (rank, created_at, id) = &self.0;
+        format!("{rank}.{}.{id}", created_at.timestamp_micros())
+    }
+
+    /// Reads a cursor written by [`QueueCursor::token`]; `None` when it is not one.
+    pub fn parse(token: &str) -> Option<QueueCursor> {
+        let mut parts = token.splitn(3, '.');
+        let rank: u8 = parts.next()?.parse().ok()?;
+        let micros: i64 = parts.next()?.parse().ok()?;
+        let id = parts.next()?;
+        if rank > 1 || id.is_empty() {
+            return None;
+        }
+        let created_at = DateTime::from_timestamp_micros(micros)?;
+        Some(QueueCursor((rank, created_at, id.to_string())))
+    }
+}
+
 fn key(handoff: &Handoff) -> Key {
     let rank = match handoff.priority {
         HandoffPriority::High => 0,
@@ -300,6 +331,22 @@ impl ShopQueue {
             .filter_map(|(_, _, id)| self.queued.get(id))
     }
 
+    /// Up to `limit` queued cases in order, starting after `after` (from the top without
+    /// one). Costs the page, not the queue.
+    pub fn queued_page(&self, after: Option<&QueueCursor>, limit: usize) -> Vec<Handoff> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(cursor) => Bound::Excluded(&cursor.0),
+            None => Bound::Unbounded,
+        };
+        self.order
+            .range((start, Bound::Unbounded))
+            .filter_map(|(_, _, id)| self.queued.get(id))
+            .take(limit)
+            .map(|case| case.handoff.clone())
+            .collect()
+    }
+
     /// Records that the buyer of `id` was told `ahead`; false when they already knew.
     pub fn tell(&mut self, id: &str, ahead: usize) -> bool {
         match self.queued.get_mut(id) {
@@ -362,9 +409,17 @@ impl ShopQueue {
         self.queued.len()
     }
 
-    /// The longest-waiting queued case's creation time.
+    /// The longest-waiting queued case's creation time: the first of each priority in the
+    /// order, so a scrape of `/metrics` costs the same however long the queue.
     pub fn oldest(&self) -> Option<DateTime<Utc>> {
-        self.queued.values().map(|c| c.handoff.created_at).min()
+        let first_high = self.order.first().map(|(_, at, _)| *at);
+        let normal_start = (1, DateTime::<Utc>::MIN_UTC, String::new());
+        let first_normal = self
+            .order
+            .range(normal_start..)
+            .next()
+            .map(|(_, at, _)| *at);
+        first_high.into_iter().chain(first_normal).min()
     }
 
     /// Agents at the desk (online or busy), and those taking cases (online).
@@ -447,5 +502,32 @@ mod tests {
         queue.close("old");
         assert_eq!(queue.open_case_of("c-old"), None);
         assert_eq!(queue.queue_len(), 2);
+    }
+
+    #[test]
+    fn pages_follow_the_order_and_survive_a_claim_of_their_last_case() {
+        let mut queue = ShopQueue::default();
+        for (minute, id) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            queue.enqueue(handoff(id, HandoffPriority::Normal, minute as u32));
+        }
+        let ids = |page: &[Handoff]| page.iter().map(|h| h.id.clone()).collect::<Vec<_>>();
+        let first = queue.queued_page(None, 2);
+        assert_eq!(ids(&first), ["a", "b"]);
+        let cursor = QueueCursor::after(first.last().unwrap());
+        let token = cursor.token();
+        assert_eq!(QueueCursor::parse(&token), Some(cursor.clone()));
+        queue.claim("b", "mei", Utc::now());
+        let second = queue.queued_page(QueueCursor::parse(&token).as_ref(), 2);
+        assert_eq!(ids(&second), ["c", "d"]);
+        for bad in [
+            "",
+            "x",
+            "2.0.a",
+            "1.x.a",
+            "1.0.",
+            "0.99999999999999999999.a",
+        ] {
+            assert_eq!(QueueCursor::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! One buyer's conversation while they are connected: the steps run against the store and the
 //! desk, and what the buyer is to be sent as a result.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -29,6 +30,9 @@ pub enum ToBuyer {
     /// The buyer's message could not be stored: it was not answered, and should be sent
     /// again.
     NotSaved,
+    /// The message asked for a human, but too many cases were opened lately (from the
+    /// buyer's address or in the shop): nothing was stored; it may be sent again later.
+    HandoffRefused,
 }
 
 /// A change in the buyer's case, with what the buyer reads about it.
@@ -46,6 +50,8 @@ pub struct BuyerSession {
     conversation: Conversation,
     /// Which desk link this connection is, to detach it.
     link: u64,
+    /// Where the buyer connects from, for the desk's limit on new cases per address.
+    address: IpAddr,
     /// The highest agent message sent to this buyer, so a repeat push is dropped.
     delivered_up_to: i64,
 }
@@ -59,6 +65,7 @@ impl BuyerSession {
         desk: Arc<Desk>,
         shop: &str,
         buyer: &str,
+        address: IpAddr,
         now: DateTime<Utc>,
     ) -> Result<(BuyerSession, Pushes), StoreError> {
         let conversation = store.open_conversation(shop, buyer, now).await?;
@@ -68,6 +75,7 @@ impl BuyerSession {
             desk,
             conversation,
             link: pushes.link,
+            address,
             delivered_up_to: 0,
         };
         Ok((session, pushes))
@@ -106,6 +114,16 @@ impl BuyerSession {
             None => Humans::Bot(self.desk.staffing(shop)),
         };
         let step = step::buyer_wrote(shop, &self.conversation, message, humans, now);
+        if step.after.handoff.is_some()
+            && let Err(refusal) = self.desk.admit_handoff(shop, self.address)
+        {
+            // Counted in `/metrics`; a log line per refusal would let a flood fill the disk.
+            tracing::debug!(
+                limit = refusal.as_str(),
+                "refused a new case: too many lately"
+            );
+            return vec![ToBuyer::HandoffRefused];
+        }
         let mut out = Vec::with_capacity(step.after.replies.len() + 1);
         self.commit(shop, step, &mut out).await;
         out

@@ -65,6 +65,7 @@ async fn session(
         app: app.clone(),
         shop_id: shop.id.to_string(),
         agent,
+        link,
         outbound,
     };
     console
@@ -131,6 +132,8 @@ struct Console {
     app: Arc<App>,
     shop_id: String,
     agent: crate::shop::staff::AgentAccount,
+    /// This console's link at the desk, where the pages of the queue it asks for are sent.
+    link: u64,
     outbound: Outbound,
 }
 
@@ -167,6 +170,11 @@ impl Console {
                 }
             },
             AgentFrame::Claim { handoff } => desk.claim(&shop, &self.agent, &handoff).await,
+            AgentFrame::MoreCases { after, limit } => {
+                let limit = limit.unwrap_or(crate::desk::QUEUE_PAGE);
+                desk.queue_page(&shop, &self.agent.id, self.link, after.as_deref(), limit)
+                    .await
+            }
             AgentFrame::Resolve { handoff } => desk.resolve(&shop, &self.agent, &handoff).await,
             AgentFrame::Note { conversation, text } => {
                 desk.add_note(&shop, &self.agent, &conversation, &text)
@@ -198,6 +206,11 @@ impl Console {
             Err(DeskError::Conflict(message)) => {
                 self.outbound
                     .send_error(ErrorCode::Conflict, &message)
+                    .await
+            }
+            Err(DeskError::BadRequest(message)) => {
+                self.outbound
+                    .send_error(ErrorCode::BadRequest, &message)
                     .await
             }
             Err(DeskError::NotFound(message)) => {

@@ -25,6 +25,11 @@ pub fn token<'a>(headers: &'a HeaderMap, query_token: Option<&'a str>) -> Option
         .filter(|t| !t.is_empty())
 }
 
+/// Whether `token` is the one whose SHA-256 is `expected` (the admin or metrics token).
+pub fn token_matches(token: &str, expected: &crate::config::TokenHash) -> bool {
+    crate::shop::staff::token_hash(token) == expected.0
+}
+
 /// A request without a valid agent token.
 #[derive(Debug)]
 pub struct Unauthorized;

@@ -79,7 +79,8 @@ pub async fn upgrade(
     }
     let conn_id = app.next_connection_id();
     let span = tracing::info_span!("buyer", conn_id, shop = %shop_id);
-    let run = move |app, stream, outbound| session(app, shop_id, buyer, stream, outbound);
+    let address = app.client_address(remote, &headers);
+    let run = move |app, stream, outbound| session(app, shop_id, buyer, address, stream, outbound);
     super::accept_socket(app, remote, &headers, ws, span, "buyer", run)
 }
 
@@ -87,12 +88,14 @@ async fn session(
     app: Arc<App>,
     shop_id: String,
     buyer: String,
+    address: std::net::IpAddr,
     mut stream: SplitStream<WebSocket>,
     outbound: Outbound,
 ) {
     let connection = Connection {
         app,
         shop_id,
+        address,
         outbound,
     };
     // Opening and answering are boxed: a task is as large as its largest state, and most
@@ -108,6 +111,8 @@ async fn session(
 struct Connection {
     app: Arc<App>,
     shop_id: String,
+    /// Where the buyer connects from, as the limits count it.
+    address: std::net::IpAddr,
     outbound: Outbound,
 }
 
@@ -127,6 +132,7 @@ impl Connection {
             app.desk.clone(),
             &self.shop_id,
             buyer,
+            self.address,
             now,
         )
         .await;
@@ -343,6 +349,16 @@ impl Connection {
                         at: &at,
                     }
                     .to_json()
+                }
+                ToBuyer::HandoffRefused => {
+                    self.outbound
+                        .send_error(
+                            ErrorCode::RateLimited,
+                            "too many requests for a human right now; please try again in a \
+                             minute",
+                        )
+                        .await?;
+                    continue;
                 }
                 ToBuyer::NotSaved => {
                     self.outbound

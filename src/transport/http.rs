@@ -15,58 +15,25 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+/// `GET /metrics`: renders what is already counted; the KPIs are kept by a timer
+/// (`kpi.rs`), so a scrape reads no database. The KPIs are agent data: they are included only
+/// for a scraper with the metrics token (`Authorization: Bearer …`).
+pub async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> impl IntoResponse {
     for queue in app.desk.queue_summaries() {
         app.metrics
             .longest_wait
             .with_label_values(&[&queue.shop])
             .set(queue.longest_wait_seconds);
     }
-    refresh_kpis(&app).await;
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.metrics.render(),
-    )
-}
-
-/// Sets the KPI gauges from the store, over the last 24 hours.
-async fn refresh_kpis(app: &App) {
-    let since = app.clock.now() - chrono::Duration::hours(24);
-    let shops: Vec<String> = app.rules.catalog().ids().map(str::to_string).collect();
-    for shop in shops {
-        let Ok(stats) = app.store.stats(&shop, since).await else {
-            continue;
-        };
-        let figures = [
-            ("reply_ratio", Some(stats.reply_ratio)),
-            ("handoff_rate", Some(stats.handoff_rate)),
-            ("bot_resolution_rate", Some(stats.bot_resolution_rate)),
-            (
-                "bot_first_response_seconds",
-                Some(stats.bot_first_response_seconds),
-            ),
-            (
-                "bot_average_response_seconds",
-                Some(stats.bot_average_response_seconds),
-            ),
-            (
-                "human_first_response_seconds",
-                stats.human_first_response_seconds,
-            ),
-            (
-                "human_average_response_seconds",
-                stats.human_average_response_seconds,
-            ),
-        ];
-        for (figure, value) in figures {
-            if let Some(value) = value {
-                app.metrics
-                    .kpi
-                    .with_label_values(&[&shop, figure])
-                    .set(value);
-            }
-        }
-    }
+    let with_kpis = match (&app.metrics_token_sha256, auth::token(&headers, None)) {
+        (Some(expected), Some(token)) => auth::token_matches(token, expected),
+        _ => false,
+    };
+    let body = match with_kpis {
+        true => app.metrics.render(),
+        false => app.metrics.render_public(),
+    };
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
 #[derive(Deserialize)]

@@ -51,6 +51,8 @@ pub struct App {
     pub desk: Arc<Desk>,
     /// The SHA-256 of the admin token, if one is configured.
     pub admin_token_sha256: Option<TokenHash>,
+    /// The SHA-256 of the token a scraper sends to see the KPIs in `/metrics`.
+    pub metrics_token_sha256: Option<TokenHash>,
     pub limits: Limits,
     /// Cancelled when the service shuts down; connections close themselves on it.
     pub shutdown: CancellationToken,
@@ -73,6 +75,7 @@ impl App {
         App {
             rules,
             admin_token_sha256: config.admin_token_sha256,
+            metrics_token_sha256: config.metrics_token_sha256,
             desk,
             store,
             clock,
@@ -92,15 +95,24 @@ impl App {
         address: std::net::SocketAddr,
         headers: &axum::http::HeaderMap,
     ) -> Result<slots::Slot, slots::Full> {
-        let client = match self.limits.trust_forwarded_for {
-            true => forwarded_client(headers).unwrap_or(address.ip()),
-            false => address.ip(),
-        };
         self.slots.take(
-            client,
+            self.client_address(address, headers),
             self.limits.max_connections,
             self.limits.max_connections_per_address,
         )
+    }
+
+    /// The client's address as the limits count it: the socket's, or the load balancer's
+    /// `X-Forwarded-For` when trusted.
+    fn client_address(
+        &self,
+        address: std::net::SocketAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        match self.limits.trust_forwarded_for {
+            true => forwarded_client(headers).unwrap_or(address.ip()),
+            false => address.ip(),
+        }
     }
 
     fn next_connection_id(&self) -> u64 {

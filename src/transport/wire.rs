@@ -116,6 +116,12 @@ pub enum AgentFrame {
         conversation: String,
         text: String,
     },
+    /// The next page of the queue, after the cursor of the last `queue_page` (from the top
+    /// without one).
+    MoreCases {
+        after: Option<String>,
+        limit: Option<usize>,
+    },
 }
 
 pub fn parse_agent_frame(text: &str, max_text_chars: usize) -> Result<AgentFrame, FrameError> {
@@ -166,8 +172,29 @@ pub fn parse_agent_frame(text: &str, max_text_chars: usize) -> Result<AgentFrame
             conversation: field("conversation")?,
             text: checked_text()?,
         }),
+        Some("more_cases") => {
+            let after = match value.get("after") {
+                None | Some(Value::Null) => None,
+                Some(_) => Some(field("after")?),
+            };
+            let limit = match value.get("limit") {
+                None | Some(Value::Null) => None,
+                Some(limit) => Some(
+                    limit
+                        .as_u64()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| {
+                            FrameError::bad_request("`limit` is a positive whole number")
+                        })?
+                        .try_into()
+                        .unwrap_or(usize::MAX),
+                ),
+            };
+            Ok(AgentFrame::MoreCases { after, limit })
+        }
         Some(other) => Err(FrameError::bad_request(format!(
-            "unknown frame type `{other}`; agents send presence, claim, reply, resolve or note"
+            "unknown frame type `{other}`; agents send presence, claim, reply, resolve, note \
+             or more_cases"
         ))),
     }
 }
@@ -329,6 +356,12 @@ pub fn agent_push(push: &AgentPush) -> String {
             "name": name,
             "status": presence(*status),
         }),
+        AgentPush::QueuePage { queued, sent, next } => json!({
+            "type": "queue_page",
+            "queued": queued,
+            "sent": sent,
+            "next": next,
+        }),
         AgentPush::Note {
             conversation,
             buyer,
@@ -401,6 +434,31 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(error.code, ErrorCode::TooLarge);
+        assert_eq!(
+            parse_agent_frame(r#"{"type":"more_cases","after":"0.1.h","limit":20}"#, 10),
+            Ok(AgentFrame::MoreCases {
+                after: Some("0.1.h".into()),
+                limit: Some(20)
+            })
+        );
+        assert_eq!(
+            parse_agent_frame(r#"{"type":"more_cases"}"#, 10),
+            Ok(AgentFrame::MoreCases {
+                after: None,
+                limit: None
+            })
+        );
+        for bad in [
+            r#"{"type":"more_cases","after":5}"#,
+            r#"{"type":"more_cases","limit":0}"#,
+            r#"{"type":"more_cases","limit":"9"}"#,
+        ] {
+            assert_eq!(
+                parse_agent_frame(bad, 10).unwrap_err().code,
+                ErrorCode::BadRequest,
+                "{bad}"
+            );
+        }
         assert_eq!(
             parse_agent_frame(r#"{"type":"message","text":"x"}"#, 10)
                 .unwrap_err()

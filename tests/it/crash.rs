@@ -38,12 +38,14 @@ fn intents(dir: &Path) -> std::path::PathBuf {
     }
     std::fs::write(shop.join("agents.toml"), agents).unwrap();
     let intents = dir.join("intents");
-    // Agents here are programs claiming as fast as they can, and every buyer comes from
-    // 127.0.0.1; real consoles and crowds stay limited.
+    // Agents here are programs claiming as fast as they can, and every buyer (a thousand
+    // asking for a human in three seconds) comes from 127.0.0.1; real consoles and crowds
+    // stay limited.
     std::fs::write(
         dir.join("config.toml"),
         "[limits]\nagent_frames_per_second = 100000.0\nagent_frame_burst = 100000\n\
-         messages_per_second = 100.0\nmax_connections_per_address = 10000\n",
+         messages_per_second = 100.0\nmax_connections_per_address = 10000\n\
+         handoffs_per_address_per_minute = 100000.0\nhandoffs_per_shop_per_minute = 100000.0\n",
     )
     .unwrap();
     intents

@@ -46,6 +46,13 @@ pub fn repo_path(relative: &str) -> PathBuf {
 /// The admin token of every test service.
 pub const ADMIN_TOKEN: &str = "admin-token";
 
+/// The token a scraper of every test service sends to see the KPIs in `/metrics`.
+pub const METRICS_TOKEN: &str = "metrics-token";
+
+/// How often a test service recomputes its KPIs: a test moves tokio's clock by this much
+/// ([`TestApp::fresh_kpis`]) rather than waiting.
+pub const KPI_REFRESH: Duration = Duration::from_secs(10);
+
 pub struct TestApp {
     pub address: std::net::SocketAddr,
     pub clock: ManualClock,
@@ -223,6 +230,10 @@ impl TestApp {
             admin_token_sha256: Some(autoresponder::config::TokenHash(
                 autoresponder::shop::staff::token_hash(ADMIN_TOKEN),
             )),
+            metrics_token_sha256: Some(autoresponder::config::TokenHash(
+                autoresponder::shop::staff::token_hash(METRICS_TOKEN),
+            )),
+            kpi_refresh: KPI_REFRESH,
             watch_rules: true,
             reload_debounce: Duration::from_millis(50),
         };
@@ -320,6 +331,37 @@ impl TestApp {
             .unwrap()
             .unwrap();
         self.dir.take().unwrap()
+    }
+
+    /// `/metrics` as the scraper with the metrics token sees it, KPIs included.
+    pub async fn scrape(&self) -> String {
+        let authorization = format!("Authorization: Bearer {METRICS_TOKEN}");
+        let (status, body) = self.http("GET", "/metrics", &[&authorization]).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// How many times the service has computed its KPIs.
+    pub async fn kpi_refreshes(&self) -> u64 {
+        let body = self.scrape().await;
+        body.lines()
+            .find_map(|l| l.strip_prefix("autoresponder_kpi_refreshes_total "))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    }
+
+    /// Moves tokio's clock to the next KPI refresh, waits until it is done (a guarded poll
+    /// of its counter: the refresh runs in the service's own task), and scrapes.
+    pub async fn fresh_kpis(&self) -> String {
+        let before = self.kpi_refreshes().await;
+        advance_timers(KPI_REFRESH).await;
+        tokio::time::timeout(PATIENCE, async {
+            while self.kpi_refreshes().await <= before {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the KPIs are recomputed");
+        self.scrape().await
     }
 
     /// Reads the store directly, as an operator would.

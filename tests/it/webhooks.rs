@@ -175,7 +175,7 @@ async fn the_service_figures_need_an_agent_token_and_count_bot_and_humans() {
     assert_eq!(stats["queue_length"], 0);
     assert_eq!(stats["agents_online"], 1);
 
-    let (_, metrics) = app.http_get("/metrics").await;
+    let metrics = app.fresh_kpis().await;
     for line in [
         "autoresponder_queue_length{shop=\"default\"} 0",
         "autoresponder_agents_online{shop=\"default\"} 1",

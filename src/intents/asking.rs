@@ -43,6 +43,16 @@ impl QuestionCues {
             || mostly_latin(normalized)
     }
 
+    /// True when the canonical message has a question or request word, a question particle
+    /// at its end or an A不A question: asking in so many words, not by shortness.
+    pub fn asks_in_words(&self, normalized: &str) -> bool {
+        self.words.as_ref().is_some_and(|words| {
+            ends_in_question_particle(normalized)
+                || words.is_match(normalized)
+                || has_a_not_a(normalized)
+        })
+    }
+
     /// Whether the shop listed any question words.
     pub fn is_empty(&self) -> bool {
         self.words.is_none()

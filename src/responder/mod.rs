@@ -27,6 +27,10 @@ use vars::Vars;
 /// At most this many intents are answered for one message; more reads as spam.
 const MAX_ANSWERS: usize = 3;
 
+/// What is left of a greeting needs more characters than this to be a question of its own
+/// ("你好，我想问一下" is still a greeting).
+const MIN_QUESTION_AFTER_GREETING: usize = 5;
+
 /// How sure the FAQ must be, and how far its best entry must lead the next, for an entry to
 /// take the place of an intent's generic reply (see `specific_entry_replaces`). Set on the
 /// shop's own FAQ questions against `tests/cases/buyer_messages.tsv` (`docs/quality.md`).
@@ -207,6 +211,16 @@ fn classify(
         }
     }
     if only_social && faq_answer.is_some() {
+        intents.clear();
+    }
+    // A greeting before a real question nothing here answers ("您好，这款耳机支持无线充电吗")
+    // is not answered with the greeting: the fallback says honestly that the bot cannot tell.
+    if only_social
+        && faq_answer.is_none()
+        && intents.iter().all(social)
+        && question.chars().nth(MIN_QUESTION_AFTER_GREETING).is_some()
+        && shop.questions.asks_in_words(question)
+    {
         intents.clear();
     }
     let replaced = match (&shop.faq, faq_answer) {
@@ -546,6 +560,7 @@ mod tests {
     fn answers(shop: &Shop, message: &str) -> Vec<String> {
         let answered = match decide(shop, &shop.canonical(message)) {
             Decision::Answer(answers) => answers,
+            Decision::Nothing => Vec::new(),
             other => panic!("{message}: {other:?}"),
         };
         answered
@@ -691,6 +706,30 @@ replies = ["订单详情里能看物流"]
         check("客服在吗", &["greeting"]);
         check("哈喽，有人在不", &["greeting"]);
         check("在吗？能开发票吗", &["invoice"]);
+        // A real question the shop cannot answer gets the fallback, not "您好，我在的".
+        check("您好，这款耳机支持无线充电吗", &[]);
+        check("你好，我想问一下", &["greeting"]);
+        check("thank you so much", &["thanks"]);
+    }
+
+    #[test]
+    fn a_statement_that_names_a_topic_asks_nothing_about_it() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let catalog = crate::shop::Catalog::load_with_faq(
+            &folder.join("intents"),
+            Some(&folder.join("index")),
+            None,
+        )
+        .unwrap();
+        let shop = catalog.get("default").unwrap();
+        let check = |message: &str, expected: &[&str]| {
+            assert_eq!(answers(shop, message), expected, "{message}");
+        };
+        check("用了几天挺好的，还送了赠品", &[]);
+        check("裤子收到了，穿着很合身", &[]);
+        check("有赠品吗", &["gift"]);
+        check("偏远地区包不包邮", &["free_shipping"]);
+        check("赠品", &["gift"]);
     }
 
     #[test]

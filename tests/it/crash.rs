@@ -271,15 +271,15 @@ async fn handoffs_and_claims_survive_kill_9() {
         .unwrap();
     assert_eq!(a1.frame().await["type"], "hello");
     let queued = holders.values().filter(|h| h.is_none()).count();
-    let mut restored = 0;
-    for _ in 0..held_by_a1 + queued {
-        let frame = a1.next_of("handoff").await;
-        if frame["handoff"]["status"] == "claimed" {
-            assert_eq!(frame["handoff"]["claimed_by"], "a1");
-            restored += 1;
-        }
-    }
+    // Its own cases, then the top of the queue, up to the frame that ends the page.
+    let (page, before) = a1.until(|f| f["type"] == "queue_page").await;
+    let restored = before
+        .iter()
+        .filter(|f| f["type"] == "handoff" && f["handoff"]["status"] == "claimed")
+        .inspect(|f| assert_eq!(f["handoff"]["claimed_by"], "a1"))
+        .count();
     assert_eq!(restored, held_by_a1);
+    assert_eq!(page["queued"], queued, "{page}");
 
     // A buyer still queued is reminded of their place, not handed off again; one who never
     // got through is handed off now.

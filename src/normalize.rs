@@ -162,6 +162,12 @@ const QUESTION_MARKERS: &[&str] = &[
     "要不要",
     "有没有",
     "是不是",
+    "还是",
+    // requests ask as much as questions do: "我想申请价格保护"
+    "我想",
+    "想要",
+    "帮我",
+    "请问",
     "不",
     "how",
     "what",

@@ -164,8 +164,7 @@ const QUESTION_MARKERS: &[&str] = &[
     "是不是",
     "还是",
     // requests ask as much as questions do: "我想申请价格保护"
-    "我想",
-    "想要",
+    "想",
     "帮我",
     "请问",
     "不",

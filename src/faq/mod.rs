@@ -110,7 +110,12 @@ impl FaqRule {
             return false;
         }
         let needed = if !best.question {
-            if best.shared_words < self.statement_words.max(2) {
+            // A statement one word short of the floor is still about the entry when it
+            // scores as well as a question that shares one word must ("…绒都挤成团了").
+            let short_by_one = best.shared_words + 1 >= self.statement_words.max(2)
+                && best.shared_words >= 3
+                && best.confidence >= self.single_word_confidence;
+            if best.shared_words < self.statement_words.max(2) && !short_by_one {
                 return false;
             }
             self.min_confidence
@@ -515,6 +520,18 @@ mod tests {
             "a statement sharing two words"
         );
         assert!(rule.accepts(&hit(8, false, 3)));
+        // Four words for a statement, or three that score as a one-word question must.
+        let strict = FaqRule {
+            statement_words: 4,
+            ..rule
+        };
+        assert!(strict.accepts(&hit(8, false, 4)));
+        assert!(strict.accepts(&hit(8, false, 3)));
+        assert!(!strict.accepts(&FaqHit {
+            confidence: 0.3,
+            ..hit(8, false, 3)
+        }));
+        assert!(!strict.accepts(&hit(8, false, 2)));
     }
     use crate::normalize::normalize;
 

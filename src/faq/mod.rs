@@ -67,6 +67,18 @@ const ASKING_WORDS: &[&str] = &[
     "为何",
     "是否",
     "一下",
+    "多少",
+    "多少钱",
+    "怎么",
+    "怎么办",
+    "怎么样",
+    "什么",
+    "为什么",
+    "可以",
+    "能",
+    "能不能",
+    "有没有",
+    "是不是",
 ];
 
 /// When a ranking is confident enough to answer. Calibrated on `tests/cases/faq.tsv` with
@@ -388,9 +400,16 @@ impl FaqIndex {
         let Ok(top) = searcher.search(&query, &TopDocs::with_limit(wanted).order_by_score()) else {
             return Vec::new();
         };
-        let shared_words = top
-            .first()
-            .map_or(0, |&(_, address)| self.shared_words(address, &seen_words));
+        // Only words that say what about count as shared: "什么时候能用呀" shares "什么时候"
+        // with half the entries and tells none of them apart.
+        let content_words: Vec<&str> = seen_words
+            .iter()
+            .copied()
+            .filter(|word| !ASKING_WORDS.contains(word))
+            .collect();
+        let shared_words = top.first().map_or(0, |&(_, address)| {
+            self.shared_words(address, &content_words)
+        });
         let best: Vec<(usize, f32)> = top
             .into_iter()
             .filter_map(|(score, address)| {

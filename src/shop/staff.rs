@@ -33,6 +33,12 @@ impl AgentAccount {
         // Both sides are hashes: comparing them leaks nothing about the token itself.
         &self.token_sha256 == token_hash
     }
+
+    /// Whether `other` logs in with the same token as this account: a console opened with
+    /// this account's token stays open across a reload only while it does.
+    pub fn same_token(&self, other: &AgentAccount) -> bool {
+        self.token_sha256 == other.token_sha256
+    }
 }
 
 /// The body shape a receiver expects.

@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve buyers over websocket (and /healthz, /metrics).
+    /// Serve buyers over websocket (and /healthz, /readyz, /metrics).
     Serve(ServeArgs),
     /// Run a labelled file (`label<TAB>message` per line) through a shop's rules and print
     /// precision and recall per intent and every miss.

@@ -70,6 +70,10 @@ struct ServeArgs {
     /// The SHA-256 (64 hex digits) of the token a scraper sends to see the KPIs in /metrics.
     #[arg(long, env = "AUTORESPONDER_METRICS_TOKEN_SHA256")]
     metrics_token_sha256: Option<TokenHash>,
+    /// Serve even though a shop still lists the demo agents, whose tokens are public, on an
+    /// address other machines can reach (a demo behind a proxy, the compose file).
+    #[arg(long, env = "AUTORESPONDER_ALLOW_DEMO_TOKENS")]
+    allow_demo_tokens: bool,
 }
 
 /// The service allocates and frees many small buffers per message (frames, JSON, rows);
@@ -119,6 +123,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.faq_on_disk = args.faq_on_disk.or(config.faq_on_disk);
     config.admin_token_sha256 = args.admin_token_sha256.or(config.admin_token_sha256);
     config.metrics_token_sha256 = args.metrics_token_sha256.or(config.metrics_token_sha256);
+    config.allow_demo_tokens |= args.allow_demo_tokens;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

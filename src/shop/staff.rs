@@ -106,11 +106,27 @@ impl Staff {
         self.agents.iter().find(|a| a.id == id)
     }
 
+    /// The agents who log in with one of the public [`DEMO_TOKENS`], and that token.
+    pub fn demo_agents(&self) -> impl Iterator<Item = (&AgentAccount, &'static str)> {
+        DEMO_TOKENS.iter().filter_map(|&token| {
+            let hash = token_hash(token);
+            self.agents
+                .iter()
+                .find(|a| a.token_matches(&hash))
+                .map(|a| (a, token))
+        })
+    }
+
     pub fn agent_with_token(&self, token: &str) -> Option<&AgentAccount> {
         let hash = token_hash(token);
         self.agents.iter().find(|a| a.token_matches(&hash))
     }
 }
+
+/// The tokens of the demo shop's agents: printed in README.md, so anyone may log in with
+/// them. The service warns about each one a shop lists and serves them only on a loopback
+/// address unless told otherwise.
+pub const DEMO_TOKENS: &[&str] = &["demo-xiaoyue", "demo-xiaolin", "demo-ajie"];
 
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()

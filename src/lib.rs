@@ -12,6 +12,7 @@ pub mod faq;
 pub mod intents;
 pub mod kpi;
 pub mod normalize;
+pub mod open_files;
 pub mod reload;
 pub mod reply;
 pub mod responder;

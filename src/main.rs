@@ -125,6 +125,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.metrics_token_sha256 = args.metrics_token_sha256.or(config.metrics_token_sha256);
     config.allow_demo_tokens |= args.allow_demo_tokens;
 
+    // Before any thread or socket exists, so all of them share the raised limit.
+    autoresponder::open_files::raise_to_hard_limit();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)

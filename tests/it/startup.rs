@@ -136,3 +136,112 @@ async fn a_shop_without_demo_tokens_serves_beyond_loopback_without_a_warning() {
         .unwrap();
     assert!(!log.contains("demo token"), "{log}");
 }
+
+/// The service's log without terminal colours.
+fn plain(line: &str) -> String {
+    let mut text = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // A colour sequence: ESC [ … m.
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            text.push(c);
+        }
+    }
+    text
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_open_files_limit_is_raised_so_idle_connections_cannot_starve_buyers() {
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let shop = shipped_shop(dir.path());
+    std::fs::remove_file(shop.join("agents.toml")).unwrap();
+    // Idle connections are kept for a minute: longer than the test runs.
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[limits]\nheader_read_timeout_ms = 60000\n",
+    )
+    .unwrap();
+    const SOFT: u64 = 256;
+    const HARD: u64 = 2048;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_autoresponder"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+        .arg(dir.path().join("files.db"))
+        .arg("--intents")
+        .arg(dir.path().join("intents"))
+        .arg("--index")
+        .arg(repo_path("index"))
+        .arg("--config")
+        .arg(dir.path().join("config.toml"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // SAFETY: between fork and exec the closure only calls setrlimit, which is
+    // async-signal-safe, on a struct of its own.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: SOFT,
+                rlim_max: HARD,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut service = command.spawn().expect("the binary starts");
+    let mut log = BufReader::new(service.stderr.take().unwrap()).lines();
+    let line = plain(&log_line(&mut log, "open-files limit").await);
+    assert!(line.contains("open_files=2048"), "{line}");
+    assert!(line.contains("was=256"), "{line}");
+    let address = listening(&mut service).await;
+    // Keep the log flowing, so the service never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+
+    // The kernel says the same.
+    let limits =
+        std::fs::read_to_string(format!("/proc/{}/limits", service.id().unwrap())).unwrap();
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["2048", "2048"], "{files}");
+
+    // More idle connections than the soft limit the service was given: each holds a file
+    // descriptor until its request head times out (a minute here).
+    let mut idle = Vec::new();
+    for _ in 0..SOFT + 100 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        idle.push(stream);
+    }
+    // A buyer is still served (with 256 files the service stopped accepting at about 240).
+    let served = tokio::time::timeout(PATIENCE, async {
+        let mut buyer = Client::connect(&format!(
+            "ws://{address}/ws/buyer?shop=default&buyer=after-the-idle"
+        ))
+        .await;
+        buyer.until(|f| f["kind"] == "welcome").await;
+        buyer.ask("包邮吗", "1", "answer").await
+    })
+    .await
+    .expect("a buyer is served while idle connections are held");
+    assert_eq!(served.last().unwrap()["kind"], "answer");
+    drop(idle);
+    service.kill().await.unwrap();
+}

@@ -65,7 +65,11 @@ impl Readiness {
         if let Some(checked) = last.as_ref()
             && (checked.at >= asked || checked.at.elapsed() < REUSE_FOR)
         {
-            return checked.clone();
+            // Shutting down is known at once; only the store's answer is reused.
+            return Checked {
+                shutting_down: shutdown.is_cancelled(),
+                ..checked.clone()
+            };
         }
         let at = Instant::now();
         let store_result = match tokio::time::timeout(COMMIT_DEADLINE, store.check_commit()).await {

@@ -200,6 +200,8 @@ pub struct ServeConfig {
     pub watch_rules: bool,
     /// How long the folders must be quiet after a change before reloading.
     pub reload_debounce: Duration,
+    /// Serve the public demo agent tokens on an address other machines can reach.
+    pub allow_demo_tokens: bool,
 }
 
 impl Default for ServeConfig {
@@ -221,6 +223,7 @@ impl Default for ServeConfig {
             kpi_refresh: Duration::from_secs(60),
             watch_rules: true,
             reload_debounce: Duration::from_millis(300),
+            allow_demo_tokens: false,
         }
     }
 }
@@ -272,6 +275,7 @@ pub struct ConfigFile {
     pub kpi_refresh_ms: Option<u64>,
     pub watch_rules: Option<bool>,
     pub reload_debounce_ms: Option<u64>,
+    pub allow_demo_tokens: Option<bool>,
     #[serde(default)]
     pub limits: LimitsFile,
     #[serde(default)]
@@ -367,6 +371,7 @@ impl ConfigFile {
         config.kpi_refresh = self.kpi_refresh_ms.map_or(config.kpi_refresh, ms);
         config.watch_rules = self.watch_rules.unwrap_or(config.watch_rules);
         config.reload_debounce = self.reload_debounce_ms.map_or(config.reload_debounce, ms);
+        config.allow_demo_tokens = self.allow_demo_tokens.unwrap_or(config.allow_demo_tokens);
         let l = self.limits;
         let limits = &mut config.limits;
         limits.max_text_chars = l.max_text_chars.unwrap_or(limits.max_text_chars);

@@ -12,6 +12,7 @@ pub mod faq;
 pub mod intents;
 pub mod kpi;
 pub mod normalize;
+pub mod open_files;
 pub mod reload;
 pub mod reply;
 pub mod responder;
@@ -86,6 +87,7 @@ pub async fn start(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<S
         .await?
         .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
     tracing::info!(shops = catalog.len(), database = %config.database, "loaded");
+    check_demo_tokens(&catalog, config)?;
     let metrics = Metrics::new();
     let rules = Arc::new(Rules::new(sources, catalog, 1, metrics.clone()));
     rules.catch_hangup();
@@ -166,6 +168,41 @@ pub async fn start(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<S
         app,
         shutdown_grace: config.shutdown_grace,
     })
+}
+
+/// Warns about every agent who logs in with a public demo token, and refuses to serve them
+/// on an address other machines can reach unless `allow_demo_tokens` says so.
+fn check_demo_tokens(catalog: &shop::Catalog, config: &ServeConfig) -> anyhow::Result<()> {
+    let mut listed = Vec::new();
+    for id in catalog.ids() {
+        let shop = catalog.get(id).expect("listed");
+        let file = config.intents.join(id).join("agents.toml");
+        let mut agents = Vec::new();
+        for (agent, token) in shop.staff.demo_agents() {
+            tracing::warn!(
+                shop = id,
+                agent = %agent.id,
+                token,
+                "this agent logs in with a public demo token: replace its token_sha256 in {} \
+                 (`autoresponder agent-token` prints a new one)",
+                file.display()
+            );
+            agents.push(agent.id.as_str());
+        }
+        if !agents.is_empty() {
+            listed.push(format!("{} (agents {})", file.display(), agents.join(", ")));
+        }
+    }
+    if listed.is_empty() || config.listen.ip().is_loopback() || config.allow_demo_tokens {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {} with the public demo agent tokens of README.md in {}; \
+         replace their token_sha256 (`autoresponder agent-token` prints new ones), listen on \
+         127.0.0.1, or pass --allow-demo-tokens to serve them anyway",
+        config.listen,
+        listed.join(", ")
+    )
 }
 
 /// The current secret of a shop's webhook, looked up at delivery time.

@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve buyers over websocket (and /healthz, /metrics).
+    /// Serve buyers over websocket (and /healthz, /readyz, /metrics).
     Serve(ServeArgs),
     /// Run a labelled file (`label<TAB>message` per line) through a shop's rules and print
     /// precision and recall per intent and every miss.
@@ -70,6 +70,10 @@ struct ServeArgs {
     /// The SHA-256 (64 hex digits) of the token a scraper sends to see the KPIs in /metrics.
     #[arg(long, env = "AUTORESPONDER_METRICS_TOKEN_SHA256")]
     metrics_token_sha256: Option<TokenHash>,
+    /// Serve even though a shop still lists the demo agents, whose tokens are public, on an
+    /// address other machines can reach (a demo behind a proxy, the compose file).
+    #[arg(long, env = "AUTORESPONDER_ALLOW_DEMO_TOKENS")]
+    allow_demo_tokens: bool,
 }
 
 /// The service allocates and frees many small buffers per message (frames, JSON, rows);
@@ -119,7 +123,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.faq_on_disk = args.faq_on_disk.or(config.faq_on_disk);
     config.admin_token_sha256 = args.admin_token_sha256.or(config.admin_token_sha256);
     config.metrics_token_sha256 = args.metrics_token_sha256.or(config.metrics_token_sha256);
+    config.allow_demo_tokens |= args.allow_demo_tokens;
 
+    // Before any thread or socket exists, so all of them share the raised limit.
+    autoresponder::open_files::raise_to_hard_limit();
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -102,6 +102,9 @@ pub struct Rules {
     /// Where reloads are counted.
     metrics: Metrics,
     generation: AtomicU64,
+    /// The generation serving now, announced after every swap: open agent consoles check
+    /// that their token is still valid (an `agents.toml` edit may have revoked it).
+    swapped: tokio::sync::watch::Sender<u64>,
     status: std::sync::Mutex<RulesStatus>,
     /// One reload at a time; a trigger during a reload waits for it, then reloads again.
     running: tokio::sync::Mutex<()>,
@@ -119,6 +122,7 @@ impl Rules {
             catalog: ArcSwap::from_pointee(catalog),
             metrics,
             generation: AtomicU64::new(generation),
+            swapped: tokio::sync::watch::Sender::new(generation),
             status: std::sync::Mutex::new(RulesStatus {
                 loaded_at: Utc::now(),
                 shops,
@@ -151,6 +155,12 @@ impl Rules {
     /// The rules serving now, to keep beyond a short borrow.
     pub fn catalog_full(&self) -> Arc<Catalog> {
         self.catalog.load_full()
+    }
+
+    /// Changes each time new rules are swapped in; subscribe before reading the catalogue,
+    /// so no swap after the read is missed.
+    pub fn swaps(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.swapped.subscribe()
     }
 
     pub fn status(&self) -> RulesStatus {
@@ -199,6 +209,8 @@ pub async fn reload(rules: &Rules, trigger: &str) -> ReloadOutcome {
             status.loaded_at = outcome.at;
             status.shops = shops;
             status.generation = generation;
+            drop(status);
+            rules.swapped.send_replace(generation);
             tracing::info!(trigger, took_ms, "the rules were reloaded");
         }
         Ok(Err(errors)) => {

@@ -223,6 +223,12 @@
   function onSocketGone(code) {
     state.ws = null;
     if (!state.wanted) return;
+    if (state.authed && code === 1008) {
+      // The token was revoked (or the shop removed) while the console was open.
+      logout();
+      showLogin('您的客服令牌已失效，请重新登录。');
+      return;
+    }
     if (!state.authed && RETRY_CODES.indexOf(code) < 0) {
       // Never got in with this token: a wrong token is refused with 401 before the upgrade
       // (the browser cannot tell that from a server that is down).

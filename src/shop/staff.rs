@@ -33,6 +33,12 @@ impl AgentAccount {
         // Both sides are hashes: comparing them leaks nothing about the token itself.
         &self.token_sha256 == token_hash
     }
+
+    /// Whether `other` logs in with the same token as this account: a console opened with
+    /// this account's token stays open across a reload only while it does.
+    pub fn same_token(&self, other: &AgentAccount) -> bool {
+        self.token_sha256 == other.token_sha256
+    }
 }
 
 /// The body shape a receiver expects.
@@ -100,11 +106,27 @@ impl Staff {
         self.agents.iter().find(|a| a.id == id)
     }
 
+    /// The agents who log in with one of the public [`DEMO_TOKENS`], and that token.
+    pub fn demo_agents(&self) -> impl Iterator<Item = (&AgentAccount, &'static str)> {
+        DEMO_TOKENS.iter().filter_map(|&token| {
+            let hash = token_hash(token);
+            self.agents
+                .iter()
+                .find(|a| a.token_matches(&hash))
+                .map(|a| (a, token))
+        })
+    }
+
     pub fn agent_with_token(&self, token: &str) -> Option<&AgentAccount> {
         let hash = token_hash(token);
         self.agents.iter().find(|a| a.token_matches(&hash))
     }
 }
+
+/// The tokens of the demo shop's agents: printed in README.md, so anyone may log in with
+/// them. The service warns about each one a shop lists and serves them only on a loopback
+/// address unless told otherwise.
+pub const DEMO_TOKENS: &[&str] = &["demo-xiaoyue", "demo-xiaolin", "demo-ajie"];
 
 pub fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()

@@ -400,6 +400,10 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Commits a one-row write, to prove the store can commit now (for `/readyz`): a read
+    /// succeeds on a database that is read-only, locked by someone else or full.
+    async fn check_commit(&self) -> Result<(), StoreError>;
+
     /// Finishes pending writes and stops; later calls fail with `Unavailable`.
     async fn close(&self);
 }

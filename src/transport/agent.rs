@@ -35,6 +35,9 @@ pub async fn upgrade(
     Query(query): Query<AgentQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // Subscribed before the token is checked, so a reload that revokes it right after the
+    // check still reaches this console.
+    let swaps = app.rules.swaps();
     let identity = match auth::agent(&app, &headers, query.token.as_deref()) {
         Ok(identity) => identity,
         Err(refused) => return refused.into_response(),
@@ -44,13 +47,14 @@ pub async fn upgrade(
         shop = %identity.shop.id,
         agent = %identity.agent.id
     );
-    let run = move |app, stream, outbound| session(app, identity, stream, outbound);
+    let run = move |app, stream, outbound| session(app, identity, swaps, stream, outbound);
     super::accept_socket(app, remote, &headers, ws, span, "agent", run)
 }
 
 async fn session(
     app: Arc<App>,
     identity: AgentIdentity,
+    mut swaps: tokio::sync::watch::Receiver<u64>,
     mut stream: SplitStream<WebSocket>,
     outbound: Outbound,
 ) {
@@ -84,6 +88,16 @@ async fn session(
             _ = app.shutdown.cancelled() => {
                 console.outbound.close(close_code::AWAY, "the service is shutting down").await;
                 break;
+            }
+            Ok(()) = swaps.changed() => {
+                match console.still_allowed() {
+                    Ok(()) => Ok(()),
+                    Err(reason) => {
+                        tracing::info!(reason, "closing an agent console after a reload");
+                        console.outbound.close(close_code::POLICY, reason).await;
+                        break;
+                    }
+                }
             }
             _ = lagged.cancelled() => {
                 console.outbound.close(close_code::AGAIN, "reconnect to refresh the queue").await;
@@ -141,6 +155,18 @@ impl Console {
     /// The shop's current rules (a reload is picked up on the next frame).
     fn shop(&self) -> Option<Arc<Shop>> {
         self.app.rules.catalog().get(&self.shop_id).cloned()
+    }
+
+    /// Whether the rules now serving still let this console in: its shop exists, and its
+    /// agent is still listed with the token the console logged in with.
+    fn still_allowed(&self) -> Result<(), &'static str> {
+        let Some(shop) = self.shop() else {
+            return Err("the shop no longer exists");
+        };
+        match shop.staff.agent(&self.agent.id) {
+            Some(current) if current.same_token(&self.agent) => Ok(()),
+            _ => Err("your agent token was revoked; log in again"),
+        }
     }
 
     async fn on_text(&mut self, text: &str, limiter: &mut RateLimiter) -> Result<(), Closed> {

@@ -11,8 +11,20 @@ use serde_json::json;
 
 use super::{App, auth};
 
+/// `GET /healthz`: liveness only. The process answers; whether it can serve is `/readyz`.
 pub async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// `GET /readyz`: 200 when the store commits and the service is not shutting down, else
+/// 503; the body names each check and why it failed.
+pub async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let checked = app.readiness.check(app.store.as_ref(), &app.shutdown).await;
+    let status = match checked.ready() {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, checked.report()).into_response()
 }
 
 /// `GET /metrics`: renders what is already counted; the KPIs are kept by a timer

@@ -12,6 +12,7 @@ mod http;
 mod outbound;
 mod pages;
 mod rate;
+mod readiness;
 mod slots;
 pub mod wire;
 
@@ -60,6 +61,8 @@ pub struct App {
     pub tracker: TaskTracker,
     /// Open connections, for the caps of `Limits`.
     slots: Arc<slots::Slots>,
+    /// The last `/readyz` checks, shared by every probe.
+    readiness: readiness::Readiness,
     next_connection: AtomicU64,
 }
 
@@ -84,6 +87,7 @@ impl App {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             slots: Arc::default(),
+            readiness: readiness::Readiness::default(),
             next_connection: AtomicU64::new(1),
         }
     }
@@ -186,6 +190,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ws/buyer", get(buyer::upgrade))
         .route("/ws/agent", get(agent::upgrade))
         .route("/healthz", get(http::healthz))
+        .route("/readyz", get(http::readyz))
         .route("/metrics", get(http::metrics))
         .route("/api/stats", get(http::stats))
         .route("/api/admin/status", get(admin::status))

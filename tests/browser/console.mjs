@@ -5,11 +5,13 @@
 // Drives Debian's chromium (/usr/bin/chromium, or $CHROMIUM) through playwright-core.
 // A buyer complains in the widget, the agent claims the case in the console and replies,
 // the buyer sees the reply; HTML typed by the buyer must show literally on both sides;
-// the agent resolves the case. Exit 0 on success; on failure prints the failed step,
+// the agent resolves the case. With --agents-file (the shop's agents.toml) and --admin-token,
+// the agent's token is then replaced in the file and the rules reloaded: the open console
+// must go back to its login with a notice. Exit 0 on success; on failure prints the failed step,
 // saves DIR/failure-*.png and exits 1.
 
 import { chromium } from 'playwright-core';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import os from 'node:os';
 import crypto from 'node:crypto';
@@ -222,6 +224,27 @@ async function main() {
     await agentPage.locator(`[data-testid="case-item"][data-handoff="${handoffId}"]`).waitFor({ state: 'detached' });
     await agentPage.locator(`[data-testid="queue-item"][data-handoff="${handoffId}"]`).waitFor({ state: 'detached' });
   });
+
+  if (args['agents-file'] && args['admin-token']) {
+    await step('a reload that revokes the token sends the console back to its login', async () => {
+      const hash = crypto.createHash('sha256').update(token).digest('hex');
+      const fresh = crypto.createHash('sha256').update(crypto.randomBytes(16)).digest('hex');
+      const text = await readFile(args['agents-file'], 'utf8');
+      if (!text.includes(hash)) throw new Error('the agent\'s token hash is not in the agents file');
+      await writeFile(args['agents-file'], text.replace(hash, fresh));
+      const reloaded = await fetch(`${base}/api/admin/reload`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${args['admin-token']}` },
+      });
+      if (!reloaded.ok) throw new Error(`the reload answered ${reloaded.status}`);
+      const notice = agentPage.locator('#login-error');
+      await notice.waitFor({ state: 'visible' });
+      const said = (await notice.textContent()).trim();
+      if (!said.includes('失效')) throw new Error(`the login says ${JSON.stringify(said)}`);
+      const kept = await agentPage.evaluate(() => Object.values(sessionStorage).join(' '));
+      if (kept.includes(token)) throw new Error('the revoked token is still stored');
+    });
+  }
 }
 
 let code = 0;

@@ -1,7 +1,8 @@
 //! The pages in a real browser: headless Chromium (Debian's `chromium`) driven by
 //! playwright-core runs `tests/browser/console.mjs` against this service. A buyer complains
 //! in the widget on `/`, an agent claims the case in `/agent` and replies, the buyer sees the
-//! reply, and HTML typed by the buyer stays text on both pages.
+//! reply, and HTML typed by the buyer stays text on both pages. Last, the agent's token is
+//! revoked by a reload and the open console goes back to its login.
 //!
 //! It needs Chromium and playwright-core, so it is ignored by a plain `cargo test` (which
 //! reports it so). `scripts/test` installs them and runs it (`--include-ignored`), unless
@@ -37,6 +38,10 @@ async fn a_complaint_typed_in_the_widget_is_answered_from_the_agent_console() {
         .arg(repo_path("tests/browser/console.mjs"))
         .args(["--base", &format!("http://{}", app.address)])
         .args(["--token", "token-mei"])
+        // Last, the agent's token is revoked while the console is open.
+        .arg("--agents-file")
+        .arg(app.intents.join("default/agents.toml"))
+        .args(["--admin-token", crate::helpers::ADMIN_TOKEN])
         .arg("--screenshots")
         .arg(&screenshots)
         .env("CHROMIUM", &chromium)

@@ -166,6 +166,31 @@ async fn a_database_that_goes_away_gets_unavailable_and_nothing_is_acknowledged(
 }
 
 #[tokio::test]
+async fn readyz_fails_while_the_store_cannot_commit_and_recovers() {
+    let app = TestApp::start().await;
+    let (status, body) = app.http_get("/readyz").await;
+    assert_eq!((status, body.as_str()), (200, "store: ok\nshutdown: ok\n"));
+
+    // Someone else holds the database's write lock: reads still work, commits do not.
+    let blocker = rusqlite::Connection::open(&app.database).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    // Past the time a check's result is reused.
+    crate::helpers::advance_timers(Duration::from_secs(2)).await;
+    let (status, body) = app.http_get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.starts_with("store: failed: cannot commit"), "{body}");
+    assert!(body.contains("locked"), "{body}");
+    // Liveness is another question: the process answers.
+    assert_eq!(app.http_get("/healthz").await, (200, "ok\n".to_string()));
+
+    blocker.execute_batch("ROLLBACK").unwrap();
+    crate::helpers::advance_timers(Duration::from_secs(2)).await;
+    let (status, body) = app.http_get("/readyz").await;
+    assert_eq!((status, body.as_str()), (200, "store: ok\nshutdown: ok\n"));
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn connections_past_the_caps_are_refused_before_the_upgrade() {
     let app = TestApp::start_with(Limits {
         max_connections_per_address: 2,

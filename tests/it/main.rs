@@ -17,5 +17,6 @@ mod metrics;
 mod nodes;
 mod pg;
 mod reload;
+mod startup;
 mod store_contract;
 mod webhooks;

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{ADMIN_TOKEN, PATIENCE, TestApp};
+use crate::helpers::{ADMIN_TOKEN, Incoming, PATIENCE, TestApp};
 
 const BEARER: &str = "Authorization: Bearer admin-token";
 
@@ -230,5 +230,57 @@ async fn a_promotion_answer_disappears_by_itself_when_it_ends() {
             .await
     };
     assert_ne!(after["intent"], "promo", "{after}");
+    app.shutdown().await;
+}
+
+/// The `token_sha256` line of an agent whose token is `token`.
+fn token_line(token: &str) -> String {
+    let hash = hex::encode(autoresponder::shop::staff::token_hash(token));
+    format!("token_sha256 = \"{hash}\"")
+}
+
+#[tokio::test]
+async fn a_reload_that_revokes_a_token_closes_the_consoles_opened_with_it() {
+    let zhu = format!(
+        "\n[[agent]]\nid = \"zhu\"\nname = \"小竹\"\n{}\n",
+        token_line("token-zhu")
+    );
+    let app = TestApp::launch(crate::helpers::Setup::staffed(&zhu)).await;
+    let mut mei = app.agent("mei").await;
+    let mut lan = app.agent("lan").await;
+    let mut zhu = app.agent("zhu").await;
+
+    // The operator gives mei a new token and removes zhu; lan's entry is untouched.
+    let file = app.intents.join("default/agents.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (kept, _zhu) = text.split_once("\n[[agent]]\nid = \"zhu\"").unwrap();
+    let edited = kept.replace(&token_line("token-mei"), &token_line("token-mei-new"));
+    assert_ne!(edited, kept, "mei's token line is in the file");
+    std::fs::write(&file, edited).unwrap();
+    let (code, body) = app.http("POST", "/api/admin/reload", &[BEARER]).await;
+    assert_eq!(code, 200, "{body}");
+
+    for console in [&mut mei, &mut zhu] {
+        let closed = loop {
+            match console.next().await {
+                Incoming::Frame(_) => continue,
+                Incoming::Closed(close) => break close,
+            }
+        };
+        let close = closed.expect("a close frame with a code");
+        assert_eq!(u16::from(close.code), 1008, "{close:?}");
+        assert!(close.reason.contains("log in again"), "{close:?}");
+    }
+    // lan's console still works.
+    lan.send_json(serde_json::json!({"type": "presence", "status": "away"}))
+        .await;
+    lan.until(|f| f["type"] == "presence" && f["agent"] == "lan" && f["status"] == "away")
+        .await;
+    // The old tokens no longer open a console; the new one does.
+    assert_eq!(app.refused_upgrade("/ws/agent?token=token-mei").await, 401);
+    assert_eq!(app.refused_upgrade("/ws/agent?token=token-zhu").await, 401);
+    let mut again =
+        crate::helpers::Client::connect(&app.url("/ws/agent?token=token-mei-new")).await;
+    assert_eq!(again.frame().await["type"], "hello");
     app.shutdown().await;
 }

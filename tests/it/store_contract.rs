@@ -71,6 +71,7 @@ contract!(
     figures_count_messages_replies_and_handoffs,
     a_closed_store_refuses_calls,
     the_topic_of_the_last_answer_survives_a_reopen,
+    the_commit_check_commits_until_the_store_is_closed,
 );
 
 const NOW: &str = "2026-11-11T00:05:00+08:00";
@@ -711,6 +712,19 @@ async fn a_closed_store_refuses_calls(backend: &Backend) {
             .is_empty()
     );
     reopened.close().await;
+}
+
+/// `/readyz`'s check: a real commit, again and again (the row is updated, not added), and an
+/// error once the store cannot commit.
+async fn the_commit_check_commits_until_the_store_is_closed(backend: &Backend) {
+    let store = backend.open().await;
+    store.check_commit().await.unwrap();
+    store.check_commit().await.unwrap();
+    store.close().await;
+    assert!(matches!(
+        store.check_commit().await,
+        Err(StoreError::Unavailable(_))
+    ));
 }
 
 /// The next item of a feed, skipping signals.

@@ -333,6 +333,17 @@ impl Store for PgStore {
         notices::signal(&self.client().await?, &self.node, payload).await
     }
 
+    async fn check_commit(&self) -> Result<(), StoreError> {
+        execute(
+            &self.client().await?,
+            "INSERT INTO readiness (id, checks) VALUES (1, 1)
+             ON CONFLICT (id) DO UPDATE SET checks = readiness.checks + 1",
+            &[],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn close(&self) {
         // Each call is its own transaction, committed before it returned: closing only
         // refuses later calls (those in flight keep their connections until they finish).

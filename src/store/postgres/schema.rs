@@ -8,7 +8,8 @@ use crate::store::StoreError;
 /// The advisory lock key nodes take while migrating ("ar" in ASCII, and a version marker).
 const MIGRATION_LOCK: i64 = 0x6172_0001;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE conversations (
     id          text PRIMARY KEY,
     shop        text NOT NULL,
@@ -91,7 +92,15 @@ CREATE TABLE spilled_notices (
     at       timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX spilled_notices_by_time ON spilled_notices (at);
-"#];
+"#,
+    // One row that `/readyz` writes to prove the store can commit.
+    r#"
+CREATE TABLE readiness (
+    id      integer PRIMARY KEY CHECK (id = 1),
+    checks  bigint NOT NULL
+);
+"#,
+];
 
 pub async fn migrate(client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(unavailable)?;

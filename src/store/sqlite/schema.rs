@@ -85,6 +85,13 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (next_attempt) WHERE delivered_at IS NULL;
 "#,
+    // One row that `/readyz` writes to prove the store can commit.
+    r#"
+CREATE TABLE readiness (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    checks INTEGER NOT NULL
+);
+"#,
 ];
 
 pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {

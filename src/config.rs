@@ -61,16 +61,6 @@ pub struct Limits {
     pub handoffs_per_shop_per_minute: f64,
 }
 
-impl Limits {
-    /// The handoff rates, as the desk takes them.
-    pub fn intake(&self) -> crate::desk::intake::IntakeLimits {
-        crate::desk::intake::IntakeLimits {
-            per_address_per_minute: self.handoffs_per_address_per_minute,
-            per_shop_per_minute: self.handoffs_per_shop_per_minute,
-        }
-    }
-}
-
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -104,7 +104,10 @@ pub async fn start(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<S
         store.clone(),
         clock.clone(),
         metrics.clone(),
-        config.limits.intake(),
+        desk::intake::IntakeLimits {
+            per_address_per_minute: config.limits.handoffs_per_address_per_minute,
+            per_shop_per_minute: config.limits.handoffs_per_shop_per_minute,
+        },
     );
     let app = Arc::new(App::new(
         rules.clone(),

@@ -557,6 +557,17 @@ mod tests {
     use super::*;
     use crate::shop::{FaqSource, load_shop};
 
+    /// The shipped shop with its FAQ, as the service loads it.
+    fn shipped_catalog() -> crate::shop::Catalog {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR"));
+        crate::shop::Catalog::load_with_faq(
+            &folder.join("intents"),
+            Some(&folder.join("index")),
+            None,
+        )
+        .unwrap()
+    }
+
     fn answers(shop: &Shop, message: &str) -> Vec<String> {
         let answered = match decide(shop, &shop.canonical(message)) {
             Decision::Answer(answers) => answers,
@@ -690,13 +701,7 @@ replies = ["订单详情里能看物流"]
 
     #[test]
     fn a_greeting_gives_way_to_the_faq_but_not_to_its_own_leftovers() {
-        let folder = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let catalog = crate::shop::Catalog::load_with_faq(
-            &folder.join("intents"),
-            Some(&folder.join("index")),
-            None,
-        )
-        .unwrap();
+        let catalog = shipped_catalog();
         let shop = catalog.get("default").unwrap();
         let check = |message: &str, expected: &[&str]| {
             assert_eq!(answers(shop, message), expected, "{message}");
@@ -714,13 +719,7 @@ replies = ["订单详情里能看物流"]
 
     #[test]
     fn a_statement_that_names_a_topic_asks_nothing_about_it() {
-        let folder = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let catalog = crate::shop::Catalog::load_with_faq(
-            &folder.join("intents"),
-            Some(&folder.join("index")),
-            None,
-        )
-        .unwrap();
+        let catalog = shipped_catalog();
         let shop = catalog.get("default").unwrap();
         let check = |message: &str, expected: &[&str]| {
             assert_eq!(answers(shop, message), expected, "{message}");
@@ -734,13 +733,7 @@ replies = ["订单详情里能看物流"]
 
     #[test]
     fn a_specific_faq_entry_takes_the_place_of_the_generic_reply_that_shadows_it() {
-        let folder = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let catalog = crate::shop::Catalog::load_with_faq(
-            &folder.join("intents"),
-            Some(&folder.join("index")),
-            None,
-        )
-        .unwrap();
+        let catalog = shipped_catalog();
         let shop = catalog.get("default").unwrap();
         let intent = |name: &str| shop.intents.index_of(name).unwrap();
         // Known at load time: only intents whose keywords stand in entries' questions ask.

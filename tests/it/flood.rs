@@ -14,6 +14,18 @@ use crate::helpers::{ON_DUTY, Setup, TestApp, at};
 /// one transaction: far faster than `count` buyers asking for a human. Every case is normal
 /// priority, a second apart, except the newest, which is high priority and so first; it is
 /// opened at the test clock's now, so that escalation does not announce it again mid-test.
+/// A staffed service over a fresh SQLite file with `count` cases queued (see [`seed_queue`]).
+async fn launch_with_queue(path: &Path, count: usize) -> TestApp {
+    seed_queue(path, count).await;
+    let mut app = TestApp::launch(Setup {
+        database: Some(Database::Sqlite(path.to_path_buf())),
+        ..Setup::staffed("")
+    })
+    .await;
+    app.ready().await;
+    app
+}
+
 async fn seed_queue(path: &Path, count: usize) {
     let store = SqliteStore::open(path, Duration::from_secs(5)).unwrap();
     store.close().await;
@@ -150,14 +162,7 @@ async fn a_console_connects_and_claims_with_a_hundred_thousand_cases_queued() {
 #[tokio::test]
 async fn the_last_page_says_there_is_no_more() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("few.db");
-    seed_queue(&path, 3).await;
-    let mut app = TestApp::launch(Setup {
-        database: Some(Database::Sqlite(path)),
-        ..Setup::staffed("")
-    })
-    .await;
-    app.ready().await;
+    let app = launch_with_queue(&dir.path().join("few.db"), 3).await;
     let mut mei = app.agent("mei").await;
     let (top, ids) = page(&mut mei).await;
     assert_eq!(ids, ["h-000002", "h-000000", "h-000001"]);
@@ -255,14 +260,7 @@ async fn new_cases_are_limited_per_address_and_per_shop() {
 #[tokio::test]
 async fn only_the_top_page_of_the_queue_pushes_buyer_messages() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sixty.db");
-    seed_queue(&path, 60).await;
-    let mut app = TestApp::launch(Setup {
-        database: Some(Database::Sqlite(path)),
-        ..Setup::staffed("")
-    })
-    .await;
-    app.ready().await;
+    let app = launch_with_queue(&dir.path().join("sixty.db"), 60).await;
     let mut mei = app.agent("mei").await;
     page(&mut mei).await;
     // b-000055 is 56th in line (the high-priority case is first), b-000001 third.

@@ -71,14 +71,7 @@ async fn demo_tokens_are_warned_about_and_refused_beyond_loopback_without_the_fl
         .expect("the service stops by itself")
         .unwrap();
     assert!(!status.success(), "{status}");
-    let mut log = String::new();
-    public
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .await
-        .unwrap();
+    let log = rest_of_log(&mut public).await;
     assert!(
         log.contains("error: refusing to listen on 0.0.0.0:0"),
         "{log}"
@@ -126,15 +119,21 @@ async fn a_shop_without_demo_tokens_serves_beyond_loopback_without_a_warning() {
     let mut public = serve(dir.path(), "0.0.0.0:0", &[]);
     listening(&mut public).await;
     public.kill().await.unwrap();
+    let log = rest_of_log(&mut public).await;
+    assert!(!log.contains("demo token"), "{log}");
+}
+
+/// Everything the (stopped) service wrote to its log that was not read yet.
+async fn rest_of_log(child: &mut Child) -> String {
     let mut log = String::new();
-    public
+    child
         .stderr
         .take()
         .unwrap()
         .read_to_string(&mut log)
         .await
         .unwrap();
-    assert!(!log.contains("demo token"), "{log}");
+    log
 }
 
 /// The service's log without terminal colours.

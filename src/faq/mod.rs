@@ -400,7 +400,7 @@ impl FaqIndex {
         let Ok(top) = searcher.search(&query, &TopDocs::with_limit(wanted).order_by_score()) else {
             return Vec::new();
         };
-        // Only words that say what about count as shared: "什么时候能用呀" shares "什么时候"
+        // Only words that say what about count as shared: "那什么时候可以用上" shares "什么时候"
         // with half the entries and tells none of them apart.
         let content_words: Vec<&str> = seen_words
             .iter()

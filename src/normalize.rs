@@ -96,7 +96,19 @@ pub fn ends_in_question_particle(normalized: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::normalize;
+    use super::{looks_like_question, normalize};
+
+    #[test]
+    fn a_bare_negation_is_no_question_but_a_not_a_is() {
+        for statement in ["新包装不好看", "第一次买希望不要失望", "我已经下单了"]
+        {
+            assert!(!looks_like_question(&normalize(statement)), "{statement}");
+        }
+        for question in ["包不包邮", "有货不", "是不是正品", "能机洗吗", "真皮还是pu"]
+        {
+            assert!(looks_like_question(&normalize(question)), "{question}");
+        }
+    }
 
     fn check(input: &str, expected: &str) {
         assert_eq!(normalize(input), expected, "normalising {input:?}");
@@ -167,7 +179,6 @@ const QUESTION_MARKERS: &[&str] = &[
     "想",
     "帮我",
     "请问",
-    "不",
     "how",
     "what",
     "can",
@@ -179,7 +190,22 @@ const QUESTION_MARKERS: &[&str] = &[
 
 /// Whether a normalised message is shaped like a question.
 pub fn looks_like_question(normalized: &str) -> bool {
+    // 不 alone is no question ("新包装不好看"); 包不包邮, 是不是 and a closing 不 are.
     QUESTION_MARKERS.iter().any(|m| normalized.contains(m))
+        || ends_in_question_particle(normalized)
+        || has_a_not_a(normalized)
+}
+
+/// "包不包", "是不是", "有没有": a character, 不 or 没, the same character again.
+pub fn has_a_not_a(normalized: &str) -> bool {
+    let mut last = ['\0'; 2];
+    for c in normalized.chars() {
+        if c == last[0] && matches!(last[1], '不' | '没') && c != last[1] {
+            return true;
+        }
+        last = [last[1], c];
+    }
+    false
 }
 
 /// The form every text takes for matching: normalised, then rewritten by the shop's synonyms.

@@ -79,6 +79,9 @@ const ASKING_WORDS: &[&str] = &[
     "能不能",
     "有没有",
     "是不是",
+    // "A还是B" and "能用" ask which or whether; "还是电池的" says nothing about an invoice
+    "还是",
+    "能用",
 ];
 
 /// When a ranking is confident enough to answer. Calibrated on `tests/cases/faq.tsv` with
@@ -102,6 +105,10 @@ pub struct FaqRule {
     /// entry's questions: a statement ("我已经下单了") matches an entry by accident far more
     /// often than a question does.
     pub statement_words: usize,
+    /// How many words a question must share with the best entry's questions at the least;
+    /// words that ask ("还是", "多少钱") do not count. "还是电池的" scored well against the
+    /// entry on paper or electronic invoices with nothing in common but its 还是.
+    pub question_words: usize,
 }
 
 impl Default for FaqRule {
@@ -112,6 +119,7 @@ impl Default for FaqRule {
             min_margin: 0.0,
             min_chars: 5,
             statement_words: 3,
+            question_words: 1,
         }
     }
 }
@@ -131,6 +139,8 @@ impl FaqRule {
                 return false;
             }
             self.min_confidence
+        } else if best.shared_words < self.question_words {
+            return false;
         } else if best.shared_words >= 2 {
             self.min_confidence
         } else {
@@ -532,6 +542,10 @@ mod tests {
         assert!(
             rule.accepts(&hit(8, true, 1)),
             "a question may share one telling word"
+        );
+        assert!(
+            !rule.accepts(&hit(8, true, 0)),
+            "a question sharing only words that ask (还是, 多少钱) with the entry"
         );
         assert!(!rule.accepts(&hit(4, true, 2)), "a fragment");
         assert!(

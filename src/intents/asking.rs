@@ -10,7 +10,7 @@
 use aho_corasick::AhoCorasick;
 
 use super::BuildError;
-use crate::normalize::ends_in_question_particle;
+use crate::normalize::{ends_in_question_particle, has_a_not_a};
 
 /// The question cues of one shop. Without any, every message asks.
 #[derive(Debug, Clone, Default)]
@@ -57,18 +57,6 @@ impl QuestionCues {
     pub fn is_empty(&self) -> bool {
         self.words.is_none()
     }
-}
-
-/// "包不包", "是不是", "有没有": a character, 不 or 没, the same character again.
-fn has_a_not_a(normalized: &str) -> bool {
-    let mut last = ['\0'; 2];
-    for c in normalized.chars() {
-        if c == last[0] && matches!(last[1], '不' | '没') && c != last[1] {
-            return true;
-        }
-        last = [last[1], c];
-    }
-    false
 }
 
 /// More Latin letters than Chinese characters: a message the shop's words cannot read.

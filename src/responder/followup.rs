@@ -230,7 +230,12 @@ fn faq_follow_up(shop: &Shop, topic: &Topic, subject: &str, now: DateTime<Utc>) 
     if topic.question.is_empty() {
         return None;
     }
-    let rule = faq.rule();
+    // Words are counted for the best hit only; below it, that the subject alone ranks the
+    // entry (`about_subject`) is the evidence, so no shared word is asked for.
+    let rule = crate::faq::FaqRule {
+        question_words: 0,
+        ..faq.rule()
+    };
     let about_subject = faq.rank(subject, crate::faq::RESPONDER_HITS);
     if about_subject.is_empty() {
         return None;

@@ -94,6 +94,7 @@ pub struct FaqRuleFile {
     pub min_margin: Option<f32>,
     pub min_chars: Option<usize>,
     pub statement_words: Option<usize>,
+    pub question_words: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -24,6 +24,7 @@ pub(super) fn faq_rule(file: &FaqRuleFile) -> FaqRule {
         min_margin: file.min_margin.unwrap_or(default.min_margin),
         min_chars: file.min_chars.unwrap_or(default.min_chars),
         statement_words: file.statement_words.unwrap_or(default.statement_words),
+        question_words: file.question_words.unwrap_or(default.question_words),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Operators' endpoints, behind the admin token (`Authorization: Bearer …`):
 //! `GET /api/admin/status` (the rules serving and the last reload, errors included) and
-//! `POST /api/admin/reload`.
+//! `POST /api/admin/reload` (`?force=true`: even when it removes most of a shop's rules).
 
 use std::sync::Arc;
 
@@ -12,11 +12,15 @@ use serde::Deserialize;
 
 use super::App;
 use super::auth::{self, Unauthorized};
+use crate::reload::Removals;
 use crate::shop::staff::token_hash;
 
 #[derive(Deserialize)]
 pub struct AdminQuery {
     token: Option<String>,
+    /// Reload even when the new rules remove more than `[reload] max_removed_share`.
+    #[serde(default)]
+    force: bool,
 }
 
 fn authorised(app: &App, headers: &HeaderMap, query: &AdminQuery) -> Result<(), Unauthorized> {
@@ -48,7 +52,11 @@ pub async fn reload(
     if let Err(refused) = authorised(&app, &headers, &query) {
         return refused.into_response();
     }
-    let outcome = crate::reload::reload(&app.rules, "POST /api/admin/reload").await;
+    let removals = match query.force {
+        true => Removals::Forced,
+        false => Removals::Guarded,
+    };
+    let outcome = crate::reload::reload(&app.rules, "POST /api/admin/reload", removals).await;
     let status = if outcome.ok {
         StatusCode::OK
     } else {

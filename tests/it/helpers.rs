@@ -236,6 +236,7 @@ impl TestApp {
             kpi_refresh: KPI_REFRESH,
             watch_rules: true,
             reload_debounce: Duration::from_millis(50),
+            reload_guard: Default::default(),
             allow_demo_tokens: false,
         };
         let clock = ManualClock::new(at(ON_DUTY));

@@ -284,3 +284,91 @@ async fn a_reload_that_revokes_a_token_closes_the_consoles_opened_with_it() {
     assert_eq!(again.frame().await["type"], "hello");
     app.shutdown().await;
 }
+
+/// Asks `text` and returns the first reply to it (whatever its kind).
+async fn first_reply(buyer: &mut crate::helpers::Client, text: &str, id: &str) -> Value {
+    buyer.say(text, id).await;
+    buyer.until(|f| f["in_reply_to"] == id).await.0
+}
+
+#[tokio::test]
+async fn an_emptied_intent_file_is_refused_even_when_forced_and_the_old_rules_keep_serving() {
+    let app = TestApp::start().await;
+    let mut buyer = app.buyer("truncated-file").await.welcomed().await;
+    let before = buyer.ask("能开发票吗", "1", "answer").await;
+    assert_eq!(before[0]["intent"], "invoice");
+
+    // A failed copy leaves the pre-sale intents empty (a comment at most).
+    let presale = app.intents.join("default/presale.toml");
+    std::fs::write(
+        &presale,
+        "# Pre-sale and in-sale questions the bot answers itself.\n",
+    )
+    .unwrap();
+    let status = reloaded(&app, 1).await;
+    assert_eq!(status["last_reload"]["ok"], false, "{status}");
+    let errors = status["last_reload"]["errors"].to_string();
+    assert!(
+        errors.contains("default/presale.toml: the file is empty"),
+        "{errors}"
+    );
+    assert_eq!(status["generation"], 1, "the first rules still serve");
+    let still = first_reply(&mut buyer, "能开发票吗", "2").await;
+    assert_eq!(still["intent"], "invoice", "{still}");
+    let (_, metrics) = app.http_get("/metrics").await;
+    assert!(
+        metrics.contains("autoresponder_rule_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+
+    // An empty file is a broken file: forcing does not take it; deleting it would.
+    let (code, body) = app
+        .http("POST", "/api/admin/reload?force=true", &[BEARER])
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("the file is empty"), "{body}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reload_removing_most_of_a_shops_intents_is_refused_until_an_operator_forces_it() {
+    let app = TestApp::start().await;
+    let mut buyer = app.buyer("cut-short").await.welcomed().await;
+    let before = buyer.ask("能开发票吗", "1", "answer").await;
+    assert_eq!(before[0]["intent"], "invoice");
+
+    // presale.toml cut short after its fifth intent: 12 of the shop's 20 intents are gone.
+    let presale = app.intents.join("default/presale.toml");
+    let text = std::fs::read_to_string(&presale).unwrap();
+    let sixth = text.match_indices("[[intent]]").nth(5).unwrap().0;
+    std::fs::write(&presale, &text[..sixth]).unwrap();
+    let status = reloaded(&app, 1).await;
+    assert_eq!(status["last_reload"]["ok"], false, "{status}");
+    let errors = status["last_reload"]["errors"].to_string();
+    assert!(
+        errors.contains(
+            "this reload would remove 12 of 20 intents of shop default (12 from presale.toml)"
+        ),
+        "{errors}"
+    );
+    assert!(errors.contains("force=true"), "{errors}");
+    assert_eq!(status["generation"], 1, "the first rules still serve");
+    let still = first_reply(&mut buyer, "能开发票吗", "2").await;
+    assert_eq!(still["intent"], "invoice", "{still}");
+    let (_, metrics) = app.http_get("/metrics").await;
+    assert!(
+        metrics.contains("autoresponder_rule_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+
+    // The operator meant it.
+    let (code, body) = app
+        .http("POST", "/api/admin/reload?force=true", &[BEARER])
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let outcome: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(outcome["forced"], true, "{outcome}");
+    let after = first_reply(&mut buyer, "能开发票吗", "3").await;
+    assert_ne!(after["intent"], "invoice", "{after}");
+    app.shutdown().await;
+}

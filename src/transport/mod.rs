@@ -40,6 +40,10 @@ use crate::reload::Rules;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
+/// The close reason (with 1001) of a buyer's or an agent's connection to a shop that a reload
+/// removed: the shop's folder is gone, so nothing of it is served any more.
+const SHOP_NOT_SERVED: &str = "this shop is no longer served here";
+
 /// What every connection shares. Nothing here is locked on the message path: the catalogue
 /// is swapped atomically, the store is a queue, metrics are atomics.
 pub struct App {

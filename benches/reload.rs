@@ -184,7 +184,12 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(5)).await;
         phase.store(2, Ordering::Relaxed);
         let reloading = Instant::now();
-        let outcome = autoresponder::reload::reload(&rules, "benchmark").await;
+        let outcome = autoresponder::reload::reload(
+            &rules,
+            "benchmark",
+            autoresponder::reload::Removals::Guarded,
+        )
+        .await;
         let took = reloading.elapsed();
         phase.store(u8::MAX, Ordering::Relaxed);
         assert!(outcome.ok, "{:?}", outcome.errors);

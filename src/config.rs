@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::reload::ReloadGuard;
 use crate::webhook::WebhookSettings;
 
 /// Limits that protect the service from one client.
@@ -190,6 +191,8 @@ pub struct ServeConfig {
     pub watch_rules: bool,
     /// How long the folders must be quiet after a change before reloading.
     pub reload_debounce: Duration,
+    /// How much of a shop's rules one reload may remove unless forced.
+    pub reload_guard: ReloadGuard,
     /// Serve the public demo agent tokens on an address other machines can reach.
     pub allow_demo_tokens: bool,
 }
@@ -213,6 +216,7 @@ impl Default for ServeConfig {
             kpi_refresh: Duration::from_secs(60),
             watch_rules: true,
             reload_debounce: Duration::from_millis(300),
+            reload_guard: ReloadGuard::default(),
             allow_demo_tokens: false,
         }
     }
@@ -272,6 +276,31 @@ pub struct ConfigFile {
     pub webhooks: WebhooksFile,
     #[serde(default)]
     pub cluster: ClusterFile,
+    #[serde(default)]
+    pub reload: ReloadFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadFile {
+    pub max_removed_share: Option<Share>,
+}
+
+/// A share from 0 to 1, checked when the file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "f64")]
+pub struct Share(pub f64);
+
+impl TryFrom<f64> for Share {
+    type Error = String;
+
+    fn try_from(share: f64) -> Result<Self, Self::Error> {
+        if (0.0..=1.0).contains(&share) {
+            Ok(Share(share))
+        } else {
+            Err(format!("a share is from 0.0 to 1.0, not {share}"))
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -396,6 +425,9 @@ impl ConfigFile {
         hooks.timeout = w.timeout_ms.map_or(hooks.timeout, ms);
         hooks.first_retry = w.first_retry_ms.map_or(hooks.first_retry, ms);
         hooks.max_retry = w.max_retry_ms.map_or(hooks.max_retry, ms);
+        if let Some(Share(share)) = self.reload.max_removed_share {
+            config.reload_guard.max_removed_share = share;
+        }
         let c = self.cluster;
         let cluster = &mut config.cluster;
         cluster.heartbeat = c.heartbeat_ms.map_or(cluster.heartbeat, ms);
@@ -426,6 +458,18 @@ mod tests {
         assert_eq!(config.kpi_refresh, Duration::from_secs(5));
         assert_eq!(config.metrics_token_sha256, None);
         assert_eq!(config.database, ServeConfig::default().database);
+
+        assert_eq!(config.reload_guard, ReloadGuard::default());
+
+        std::fs::write(&path, "[reload]\nmax_removed_share = 0.2\n").unwrap();
+        ConfigFile::read(&path).unwrap().apply(&mut config);
+        assert_eq!(config.reload_guard.max_removed_share, 0.2);
+        std::fs::write(&path, "[reload]\nmax_removed_share = 1.5\n").unwrap();
+        let error = ConfigFile::read(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("c.toml:2") && error.contains("0.0 to 1.0"),
+            "{error}"
+        );
 
         std::fs::write(&path, "listen = \"0.0.0.0:9000\"\nlisen = 1\n").unwrap();
         let error = ConfigFile::read(&path).unwrap_err().to_string();

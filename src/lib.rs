@@ -83,13 +83,24 @@ pub async fn start(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<S
     };
     // Building FAQ indexes is CPU work: keep it off the async runtime.
     let loading = sources.clone();
-    let catalog = tokio::task::spawn_blocking(move || loading.load(1))
-        .await?
-        .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
+    let catalog = tokio::task::spawn_blocking(move || {
+        let catalog = loading.load(1);
+        // What an earlier run left on disk is of no use now.
+        loading.forget_other_generations(1);
+        catalog
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("the intent or FAQ files have errors:\n{e}"))?;
     tracing::info!(shops = catalog.len(), database = %config.database, "loaded");
     check_demo_tokens(&catalog, config)?;
     let metrics = Metrics::new();
-    let rules = Arc::new(Rules::new(sources, catalog, 1, metrics.clone()));
+    let rules = Arc::new(Rules::new(
+        sources,
+        catalog,
+        1,
+        config.reload_guard,
+        metrics.clone(),
+    ));
     rules.catch_hangup();
     let store = open_store(config)
         .await

@@ -7,8 +7,13 @@
 //! edit never takes effect: the old rules keep serving, and the errors (file and line) are
 //! logged, shown by `GET /api/admin/status` and counted in `/metrics`.
 //!
+//! A reload that would remove most of a shop's intents or FAQ entries at once is refused
+//! the same way (`guard`), unless the operator forces it (`POST /api/admin/reload?force=true`).
+//!
 //! Triggers: a change under the watched folders (debounced), `SIGHUP`, and
 //! `POST /api/admin/reload`. One reload runs at a time.
+
+mod guard;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::shop::Catalog;
 use crate::telemetry::Metrics;
+pub use guard::{ReloadGuard, Removals};
 
 /// Where the rules come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,18 +47,16 @@ impl RuleSources {
             .faq_on_disk
             .as_ref()
             .map(|dir| dir.join(format!("gen-{generation}")));
-        let catalog = Catalog::load_with_faq(&self.intents, Some(&self.index), on_disk.as_deref());
+        Catalog::load_with_faq(&self.intents, Some(&self.index), on_disk.as_deref())
+    }
+
+    /// Removes the on-disk FAQ indexes of every load but `serving` (a failed or refused load,
+    /// the rules it replaced); files still mapped by a reader stay readable until it lets go.
+    /// Blocking: call it off the runtime.
+    pub fn forget_other_generations(&self, serving: u64) {
         if let Some(dir) = &self.faq_on_disk {
-            // Keep only the generation now serving (or the previous one, if this load failed);
-            // files still mapped by a reader stay readable until it lets go.
-            let keep = if catalog.is_ok() {
-                generation
-            } else {
-                generation.saturating_sub(1)
-            };
-            remove_other_generations(dir, keep);
+            remove_other_generations(dir, serving);
         }
-        catalog
     }
 }
 
@@ -76,6 +80,8 @@ pub struct ReloadOutcome {
     pub at: DateTime<Utc>,
     pub trigger: String,
     pub ok: bool,
+    /// The operator forced it past the guard on removals.
+    pub forced: bool,
     /// Each mistake as `file:line:column: message`.
     pub errors: Vec<String>,
     pub took_ms: u64,
@@ -101,6 +107,8 @@ pub struct Rules {
     catalog: ArcSwap<Catalog>,
     /// Where reloads are counted.
     metrics: Metrics,
+    /// How much one reload may remove.
+    guard: ReloadGuard,
     generation: AtomicU64,
     /// The generation serving now, announced after every swap: open agent consoles check
     /// that their token is still valid (an `agents.toml` edit may have revoked it).
@@ -115,12 +123,19 @@ pub struct Rules {
 }
 
 impl Rules {
-    pub fn new(sources: RuleSources, catalog: Catalog, generation: u64, metrics: Metrics) -> Rules {
+    pub fn new(
+        sources: RuleSources,
+        catalog: Catalog,
+        generation: u64,
+        guard: ReloadGuard,
+        metrics: Metrics,
+    ) -> Rules {
         let shops = catalog.ids().map(str::to_string).collect();
         Rules {
             sources,
             catalog: ArcSwap::from_pointee(catalog),
             metrics,
+            guard,
             generation: AtomicU64::new(generation),
             swapped: tokio::sync::watch::Sender::new(generation),
             status: std::sync::Mutex::new(RulesStatus {
@@ -171,8 +186,9 @@ impl Rules {
     }
 }
 
-/// Loads the rules again and swaps them in if they are valid.
-pub async fn reload(rules: &Rules, trigger: &str) -> ReloadOutcome {
+/// Loads the rules again and swaps them in if they are valid and, unless `removals` is
+/// `Forced`, remove no more than the guard allows.
+pub async fn reload(rules: &Rules, trigger: &str, removals: Removals) -> ReloadOutcome {
     let _one = rules.running.lock().await;
     let generation = rules.generation.fetch_add(1, Ordering::Relaxed) + 1;
     let sources = rules.sources.clone();
@@ -195,10 +211,23 @@ pub async fn reload(rules: &Rules, trigger: &str) -> ReloadOutcome {
         at: Utc::now(),
         trigger: trigger.to_string(),
         ok: false,
+        forced: removals == Removals::Forced,
         errors: Vec::new(),
         took_ms,
     };
+    let refusals = match (&loaded, removals) {
+        (Ok(Ok(catalog)), Removals::Guarded) => rules.guard.refusals(&rules.catalog(), catalog),
+        _ => Vec::new(),
+    };
     match loaded {
+        Ok(Ok(_)) if !refusals.is_empty() => {
+            let reasons = refusals.join("\n");
+            outcome.errors = refusals;
+            tracing::error!(
+                trigger,
+                "the edited rules remove too much; the previous rules keep serving:\n{reasons}"
+            );
+        }
         Ok(Ok(catalog)) => {
             let shops: Vec<String> = catalog.ids().map(str::to_string).collect();
             let previous = rules.catalog.swap(Arc::new(catalog));
@@ -211,7 +240,12 @@ pub async fn reload(rules: &Rules, trigger: &str) -> ReloadOutcome {
             status.generation = generation;
             drop(status);
             rules.swapped.send_replace(generation);
-            tracing::info!(trigger, took_ms, "the rules were reloaded");
+            tracing::info!(
+                trigger,
+                took_ms,
+                forced = outcome.forced,
+                "the rules were reloaded"
+            );
         }
         Ok(Err(errors)) => {
             outcome.errors = errors.0.iter().map(ToString::to_string).collect();
@@ -228,9 +262,15 @@ pub async fn reload(rules: &Rules, trigger: &str) -> ReloadOutcome {
     let result = if outcome.ok { "ok" } else { "error" };
     rules.metrics.reloads.with_label_values(&[result]).inc();
     rules.metrics.rule_errors.set(outcome.errors.len() as i64);
-    let mut status = rules.status.lock().unwrap_or_else(|p| p.into_inner());
-    status.reloads += 1;
-    status.last_reload = Some(outcome.clone());
+    let serving = {
+        let mut status = rules.status.lock().unwrap_or_else(|p| p.into_inner());
+        status.reloads += 1;
+        status.last_reload = Some(outcome.clone());
+        status.generation
+    };
+    // Within the one-reload-at-a-time lock: the next reload's files are never removed.
+    let sources = rules.sources.clone();
+    let _ = tokio::task::spawn_blocking(move || sources.forget_other_generations(serving)).await;
     outcome
 }
 
@@ -263,7 +303,7 @@ pub async fn on_hangup(rules: Arc<Rules>, shutdown: CancellationToken) {
                     if received.is_none() {
                         return;
                     }
-                    reload(&rules, "SIGHUP").await;
+                    reload(&rules, "SIGHUP", Removals::Guarded).await;
                 }
             }
         }
@@ -318,6 +358,6 @@ pub async fn watch(rules: Arc<Rules>, debounce: Duration, shutdown: Cancellation
                 },
             }
         }
-        reload(&rules, "files changed").await;
+        reload(&rules, "files changed", Removals::Guarded).await;
     }
 }

@@ -16,8 +16,9 @@
  * test rely on this. With data-token the id must come from data-buyer (the token is bound
  * to it), so the page parameter is ignored.
  *
- * Everything lives in a shadow root (no clash with the shop page's CSS); all text from the
- * buyer, the bot and agents is inserted with textContent. No dependencies, no build step.
+ * Everything lives in a shadow root (no clash with the shop page's CSS), styled by
+ * widget.css from beside this script; all text from the buyer, the bot and agents is
+ * inserted with textContent. No dependencies, no build step.
  */
 (function () {
   'use strict';
@@ -129,74 +130,6 @@
   }
 
   // ---------------------------------------------------------------- DOM
-  var CSS = [
-    ':host { all: initial; }',
-    '*, *::before, *::after { box-sizing: border-box; }',
-    '.ar-root { position: fixed; right: 20px; bottom: 20px; z-index: 2147483000;',
-    '  font: 14px/1.5 -apple-system, "PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC", "Noto Sans SC", sans-serif;',
-    '  color: #1f2329; }',
-    '.launcher { display: flex; align-items: center; gap: 6px; height: 48px; padding: 0 18px 0 14px;',
-    '  border: 0; border-radius: 24px; background: #ff5a36; color: #fff; font: inherit; font-size: 15px;',
-    '  cursor: pointer; box-shadow: 0 6px 18px rgba(255, 90, 54, .35); position: relative; }',
-    '.launcher:hover { background: #f04a26; }',
-    '.launcher:focus-visible, button:focus-visible, textarea:focus-visible { outline: 2px solid #1d6fe8; outline-offset: 2px; }',
-    '.launcher .icon { font-size: 20px; line-height: 1; }',
-    '.launcher .badge { position: absolute; top: -4px; right: -4px; min-width: 20px; height: 20px; padding: 0 6px;',
-    '  border-radius: 10px; background: #e02020; color: #fff; font-size: 12px; line-height: 20px; text-align: center;',
-    '  border: 2px solid #fff; }',
-    '.launcher .badge[hidden], .launcher[hidden] { display: none; }',
-    '.panel { width: 360px; height: min(560px, calc(100vh - 40px)); display: flex; flex-direction: column;',
-    '  background: #fff; border-radius: 14px; overflow: hidden; box-shadow: 0 12px 40px rgba(0, 0, 0, .22); }',
-    '.panel[hidden] { display: none; }',
-    '.head { display: flex; align-items: center; gap: 10px; padding: 12px 14px; background: #ff5a36; color: #fff; }',
-    '.head .avatar { width: 34px; height: 34px; border-radius: 50%; background: rgba(255,255,255,.22);',
-    '  display: flex; align-items: center; justify-content: center; font-size: 18px; flex: none; }',
-    '.head .titles { flex: 1; min-width: 0; }',
-    '.head .title { font-size: 15px; font-weight: 600; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }',
-    '.status { font-size: 12px; opacity: .92; display: flex; align-items: center; gap: 5px; }',
-    '.status::before { content: ""; width: 7px; height: 7px; border-radius: 50%; background: #ffd27a; flex: none; }',
-    '.status[data-state="open"]::before { background: #7dffa8; }',
-    '.status[data-state="closed"]::before { background: #ffb3a6; }',
-    '.close { border: 0; background: transparent; color: #fff; font-size: 22px; line-height: 1; cursor: pointer;',
-    '  width: 32px; height: 32px; border-radius: 50%; }',
-    '.close:hover { background: rgba(255,255,255,.18); }',
-    '.queue { padding: 8px 14px; background: #fff7e6; color: #8a5300; font-size: 13px; border-bottom: 1px solid #ffe2b3; }',
-    '.queue[data-status="claimed"] { background: #eaf7ee; color: #1e6b3a; border-bottom-color: #c9ebd4; }',
-    '.queue[data-status="resolved"] { background: #f2f3f5; color: #4e5969; border-bottom-color: #e5e6eb; }',
-    '.queue[hidden] { display: none; }',
-    '.log { flex: 1; overflow-y: auto; padding: 14px 12px; background: #f5f6f8; display: flex; flex-direction: column; gap: 10px; }',
-    '.empty { margin: auto; color: #86909c; font-size: 13px; text-align: center; }',
-    '.msg { display: flex; flex-direction: column; max-width: 82%; }',
-    '.msg .who { font-size: 12px; color: #86909c; margin: 0 4px 2px; }',
-    '.msg .bubble { padding: 8px 12px; border-radius: 12px; white-space: pre-wrap; word-break: break-word;',
-    '  overflow-wrap: anywhere; background: #fff; border: 1px solid #e8eaed; }',
-    '.msg .time { font-size: 11px; color: #a9aeb8; margin: 2px 4px 0; }',
-    '.msg[data-from="buyer"] { align-self: flex-end; align-items: flex-end; }',
-    '.msg[data-from="buyer"] .bubble { background: #ff5a36; color: #fff; border-color: #ff5a36; border-bottom-right-radius: 4px; }',
-    '.msg[data-from="bot"] { align-self: flex-start; }',
-    '.msg[data-from="bot"] .bubble { border-bottom-left-radius: 4px; }',
-    '.msg[data-from="agent"] { align-self: flex-start; }',
-    '.msg[data-from="agent"] .bubble { background: #eef5ff; border-color: #cfe1ff; border-bottom-left-radius: 4px; }',
-    '.msg[data-kind="away"] .bubble, .msg[data-kind="busy"] .bubble { background: #fffaf0; border-color: #ffe7ba; }',
-    '.msg[data-kind="handoff"] .bubble { background: #fff4f0; border-color: #ffd6c9; }',
-    '.notice { align-self: center; max-width: 90%; font-size: 12px; color: #86909c; background: #eceef1;',
-    '  border-radius: 10px; padding: 3px 10px; text-align: center; }',
-    '.notice[data-level="error"] { color: #b42318; background: #fdecea; }',
-    '.composer { display: flex; align-items: flex-end; gap: 8px; padding: 10px 12px; border-top: 1px solid #e8eaed; background: #fff; }',
-    '.composer textarea { flex: 1; resize: none; border: 1px solid #dcdfe4; border-radius: 10px; padding: 8px 10px;',
-    '  font: inherit; color: inherit; max-height: 96px; min-height: 38px; line-height: 20px; background: #fff; }',
-    '.composer textarea:focus { border-color: #ff8a6e; outline: none; }',
-    '.composer button { height: 38px; padding: 0 16px; border: 0; border-radius: 10px; background: #ff5a36; color: #fff;',
-    '  font: inherit; cursor: pointer; flex: none; }',
-    '.composer button:disabled { background: #ffb8a6; cursor: default; }',
-    '.foot { display: flex; justify-content: space-between; padding: 0 12px 8px; font-size: 11px; color: #a9aeb8; background: #fff; }',
-    '.foot .count[data-over="1"] { color: #e02020; }',
-    '@media (max-width: 480px) {',
-    '  .ar-root { right: 12px; bottom: 12px; }',
-    '  .ar-root[data-open="1"] { right: 0; bottom: 0; left: 0; top: 0; }',
-    '  .ar-root[data-open="1"] .panel { width: 100vw; height: 100vh; border-radius: 0; }',
-    '}'
-  ].join('\n');
 
   function el(tag, cls, attrs) {
     var node = document.createElement(tag);
@@ -209,13 +142,25 @@
     return node;
   }
 
+  // The stylesheet beside this script (a file, not inline, so pages with a strict
+  // Content-Security-Policy allow it); the widget shows once it is loaded (or failed).
+  function stylesheetUrl() {
+    try {
+      if (script && script.src) return new URL('widget.css', script.src).href;
+    } catch (e) { /* fall through */ }
+    return '/widget.css';
+  }
+
   var host = el('div', null, { id: 'autoresponder-widget', 'data-shop': shop });
   var shadow = host.attachShadow ? host.attachShadow({ mode: 'open' }) : host;
-  var style = el('style');
-  style.textContent = CSS;
-  shadow.appendChild(style);
+  var stylesheet = el('link', null, { rel: 'stylesheet', href: stylesheetUrl() });
+  shadow.appendChild(stylesheet);
 
   var root = el('div', 'ar-root');
+  root.hidden = true;
+  function reveal() { root.hidden = false; }
+  stylesheet.addEventListener('load', reveal);
+  stylesheet.addEventListener('error', reveal);
   shadow.appendChild(root);
 
   var launcher = el('button', 'launcher', { type: 'button', 'data-testid': 'chat-launcher', 'aria-label': '联系在线客服' });

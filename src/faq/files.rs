@@ -59,6 +59,12 @@ pub fn load_entries(folder: &Path) -> Result<Vec<EntrySpec>, Vec<LoadError>> {
             .map_err(|e| vec![e])
             .and_then(|text| parse_entries(&path, &text))
         {
+            // A file cut short reads as no entries: never take that as a wish to drop them.
+            Ok(found) if found.is_empty() => errors.push(LoadError::whole_file(
+                &path,
+                "the file is empty (no FAQ entry, at most comments or blank lines); delete it \
+                 to remove its entries",
+            )),
             Ok(mut found) => entries.append(&mut found),
             Err(mut e) => errors.append(&mut e),
         }
@@ -152,5 +158,14 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert!(errors[0].to_string().contains("b.jsonl:2"), "{}", errors[0]);
         assert!(errors[0].message.contains("answer"), "{}", errors[0]);
+
+        std::fs::write(dir.path().join("b.jsonl"), "\n").unwrap();
+        std::fs::write(dir.path().join("a.toml"), "# nothing yet\n").unwrap();
+        let errors = load_entries(dir.path()).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(
+            errors.iter().all(|e| e.message.contains("is empty")),
+            "{errors:?}"
+        );
     }
 }

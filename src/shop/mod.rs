@@ -165,6 +165,17 @@ pub struct Shop {
     pub questions: crate::intents::asking::QuestionCues,
     /// How long after an answer a short follow-up is read in its topic (zero: never).
     pub followup_window: chrono::TimeDelta,
+    /// The file each intent and FAQ entry is written in, for operators' messages.
+    pub origins: RuleOrigins,
+}
+
+/// The file (its name in the shop's folder) each rule of a shop is written in.
+#[derive(Debug, Clone, Default)]
+pub struct RuleOrigins {
+    /// `intents[i]`: the intent file of intent `i`.
+    pub intents: Vec<Arc<str>>,
+    /// `faq[e]`: the FAQ file of entry `e`.
+    pub faq: Vec<Arc<str>>,
 }
 
 impl Shop {

@@ -92,9 +92,9 @@ async fn session(
             Ok(()) = swaps.changed() => {
                 match console.still_allowed() {
                     Ok(()) => Ok(()),
-                    Err(reason) => {
+                    Err((code, reason)) => {
                         tracing::info!(reason, "closing an agent console after a reload");
-                        console.outbound.close(close_code::POLICY, reason).await;
+                        console.outbound.close(code, reason).await;
                         break;
                     }
                 }
@@ -157,15 +157,19 @@ impl Console {
         self.app.rules.catalog().get(&self.shop_id).cloned()
     }
 
-    /// Whether the rules now serving still let this console in: its shop exists, and its
-    /// agent is still listed with the token the console logged in with.
-    fn still_allowed(&self) -> Result<(), &'static str> {
+    /// Whether the rules now serving still let this console in: its shop is still served
+    /// (else 1001, as for its buyers), and its agent is still listed with the token the
+    /// console logged in with (else 1008: log in again). Refused, the close code and reason.
+    fn still_allowed(&self) -> Result<(), (u16, &'static str)> {
         let Some(shop) = self.shop() else {
-            return Err("the shop no longer exists");
+            return Err((close_code::AWAY, super::SHOP_NOT_SERVED));
         };
         match shop.staff.agent(&self.agent.id) {
             Some(current) if current.same_token(&self.agent) => Ok(()),
-            _ => Err("your agent token was revoked; log in again"),
+            _ => Err((
+                close_code::POLICY,
+                "your agent token was revoked; log in again",
+            )),
         }
     }
 
@@ -177,7 +181,7 @@ impl Console {
         };
         let Some(shop) = self.shop() else {
             self.outbound
-                .close(close_code::POLICY, "the shop no longer exists")
+                .close(close_code::AWAY, super::SHOP_NOT_SERVED)
                 .await;
             return Err(Closed);
         };

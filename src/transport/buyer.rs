@@ -49,6 +49,9 @@ pub async fn upgrade(
     Query(query): Query<BuyerQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // Followed from before the shop is looked up, so a reload that removes it right after
+    // still reaches this connection.
+    let swaps = app.rules.swaps();
     let shop_id = query.shop.unwrap_or_else(|| "default".to_string());
     let Some(shop) = app.rules.catalog().get(&shop_id).cloned() else {
         return (StatusCode::NOT_FOUND, format!("unknown shop `{shop_id}`\n")).into_response();
@@ -80,7 +83,8 @@ pub async fn upgrade(
     let conn_id = app.next_connection_id();
     let span = tracing::info_span!("buyer", conn_id, shop = %shop_id);
     let address = app.client_address(remote, &headers);
-    let run = move |app, stream, outbound| session(app, shop_id, buyer, address, stream, outbound);
+    let run =
+        move |app, stream, outbound| session(app, shop_id, buyer, address, swaps, stream, outbound);
     super::accept_socket(app, remote, &headers, ws, span, "buyer", run)
 }
 
@@ -89,6 +93,7 @@ async fn session(
     shop_id: String,
     buyer: String,
     address: std::net::IpAddr,
+    mut swaps: tokio::sync::watch::Receiver<u64>,
     mut stream: SplitStream<WebSocket>,
     outbound: Outbound,
 ) {
@@ -102,7 +107,12 @@ async fn session(
     // connections spend their life idle in `read_loop`, which is small without them.
     if let Ok((mut conversation, mut pushes)) = Box::pin(connection.open(&buyer)).await {
         connection
-            .read_loop(&mut conversation, &mut stream, &mut pushes.inbox)
+            .read_loop(
+                &mut conversation,
+                &mut stream,
+                &mut pushes.inbox,
+                &mut swaps,
+            )
             .await;
     }
 }
@@ -120,6 +130,20 @@ impl Connection {
     /// The current rules of this connection's shop; a reload is picked up on the next message.
     fn shop(&self) -> Option<Arc<Shop>> {
         self.app.rules.catalog().get(&self.shop_id).cloned()
+    }
+
+    /// The current rules of this connection's shop, or, when a reload removed the shop, the
+    /// connection closed with the reason.
+    async fn served_shop(&self) -> Result<Arc<Shop>, Closed> {
+        match self.shop() {
+            Some(shop) => Ok(shop),
+            None => {
+                self.outbound
+                    .close(close_code::AWAY, super::SHOP_NOT_SERVED)
+                    .await;
+                Err(Closed)
+            }
+        }
     }
 
     /// Opens the conversation and sends the buyer what their arrival brings: the welcome,
@@ -152,9 +176,7 @@ impl Connection {
                 return Err(Closed);
             }
         };
-        let Some(shop) = self.shop() else {
-            return Err(Closed);
-        };
+        let shop = self.served_shop().await?;
         let greeting = conversation.greet(&shop, now).await;
         self.send(&conversation, greeting, None, now).await?;
         Ok((conversation, pushes))
@@ -165,6 +187,7 @@ impl Connection {
         conversation: &mut BuyerSession,
         stream: &mut SplitStream<WebSocket>,
         pushes: &mut mpsc::Receiver<BuyerPush>,
+        swaps: &mut tokio::sync::watch::Receiver<u64>,
     ) {
         let limits = self.app.limits.clone();
         let mut limiter = RateLimiter::new(limits.messages_per_second, limits.message_burst);
@@ -185,6 +208,14 @@ impl Connection {
                         return;
                     }
                     if self.outbound.queue(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(()) = swaps.changed() => {
+                    // Rules changed: a connection to a shop no longer served goes now, not at
+                    // its next message.
+                    if self.served_shop().await.is_err() {
                         return;
                     }
                     continue;
@@ -244,9 +275,7 @@ impl Connection {
         else {
             return Ok(());
         };
-        let Some(shop) = self.shop() else {
-            return Err(Closed);
-        };
+        let shop = self.served_shop().await?;
         self.app
             .metrics
             .buyer_messages
@@ -272,9 +301,7 @@ impl Connection {
         conversation: &mut BuyerSession,
         push: BuyerPush,
     ) -> Result<(), Closed> {
-        let Some(shop) = self.shop() else {
-            return Err(Closed);
-        };
+        let shop = self.served_shop().await?;
         let now = self.app.clock.now();
         let out = conversation.on_push(&shop, push, now).await;
         self.send(conversation, out, None, now).await

@@ -40,6 +40,10 @@ use crate::reload::Rules;
 use crate::store::Store;
 use crate::telemetry::Metrics;
 
+/// The close reason (with 1001) of a buyer's or an agent's connection to a shop that a reload
+/// removed: the shop's folder is gone, so nothing of it is served any more.
+const SHOP_NOT_SERVED: &str = "this shop is no longer served here";
+
 /// What every connection shares. Nothing here is locked on the message path: the catalogue
 /// is swapped atomically, the store is a queue, metrics are atomics.
 pub struct App {
@@ -196,8 +200,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/admin/status", get(admin::status))
         .route("/api/admin/reload", axum::routing::post(admin::reload))
         .route("/", get(pages::shop))
+        .route("/shop.js", get(pages::shop_js))
+        .route("/shop.css", get(pages::shop_css))
         .route("/agent", get(pages::agent))
         .route("/widget.js", get(pages::widget))
+        .route("/widget.css", get(pages::widget_css))
         .route("/agent.js", get(pages::agent_js))
         .route("/agent.css", get(pages::agent_css))
         .with_state(app)

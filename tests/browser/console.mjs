@@ -113,6 +113,13 @@ async function main() {
     for (const [name, page] of [['agent', agentPage], ['shop', shopPage]]) {
       page.setDefaultTimeout(STEP_TIMEOUT_MS);
       page.on('pageerror', (err) => pageErrors.push(`${name}: ${err.message}`));
+      // The pages' Content-Security-Policy allows only the service's files: anything it
+      // blocks (an inline script or style) is a broken page.
+      page.on('console', (msg) => {
+        if (msg.type() === 'error' && /Content Security Policy/i.test(msg.text())) {
+          pageErrors.push(`${name}: ${msg.text()}`);
+        }
+      });
     }
   });
 
@@ -135,6 +142,12 @@ async function main() {
     await shopPage.goto(`${base}/?buyer=${encodeURIComponent(buyer)}`, { waitUntil: 'domcontentloaded' });
     await byTestId(shopPage, 'chat-launcher').click();
     await byTestId(shopPage, 'chat-panel').waitFor({ state: 'visible' });
+    // Styled by shop.css and widget.css, files the page's policy lets in.
+    const colour = (selector) => shopPage.locator(selector).first().evaluate((el) => getComputedStyle(el).backgroundColor);
+    for (const [selector, expected] of [['.demo-note', 'rgb(255, 244, 229)'], ['[data-testid="chat-panel"] .head', 'rgb(255, 90, 54)']]) {
+      const found = await colour(selector);
+      if (found !== expected) throw new Error(`${selector} is not styled: background ${found}, expected ${expected}`);
+    }
   });
 
   await step('buyer is welcomed', async () => {

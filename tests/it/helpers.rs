@@ -236,6 +236,7 @@ impl TestApp {
             kpi_refresh: KPI_REFRESH,
             watch_rules: true,
             reload_debounce: Duration::from_millis(50),
+            reload_guard: Default::default(),
             allow_demo_tokens: false,
         };
         let clock = ManualClock::new(at(ON_DUTY));
@@ -389,6 +390,18 @@ pub async fn http_request(
     path: &str,
     headers: &[&str],
 ) -> (u16, String) {
+    let (status, _head, body) = http_exchange(address, method, path, headers).await;
+    (status, body)
+}
+
+/// A minimal HTTP/1.1 request without a body: the status, the response head (status line and
+/// headers) and the body.
+pub async fn http_exchange(
+    address: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(address).await.unwrap();
     let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
@@ -403,11 +416,11 @@ pub async fn http_request(
         .unwrap();
     let response = String::from_utf8_lossy(&response).into_owned();
     let status = response[9..12].parse().unwrap();
-    let body = response
+    let (head, body) = response
         .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+        .map(|(h, b)| (h.to_string(), b.to_string()))
+        .unwrap_or((response.clone(), String::new()));
+    (status, head, body)
 }
 
 pub struct Client {

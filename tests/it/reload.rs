@@ -2,6 +2,8 @@
 
 use serde_json::Value;
 
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
 use crate::helpers::{ADMIN_TOKEN, Incoming, PATIENCE, TestApp};
 
 const BEARER: &str = "Authorization: Bearer admin-token";
@@ -147,16 +149,45 @@ async fn examples_added_by_an_operator_hand_off_after_a_reload_and_a_broken_one_
 }
 
 #[tokio::test]
-async fn the_admin_endpoints_need_the_admin_token() {
+async fn the_admin_endpoints_need_the_admin_token_and_say_so() {
     let app = TestApp::start().await;
-    assert_eq!(app.http_get("/api/admin/status").await.0, 401);
+    let (code, body) = app.http_get("/api/admin/status").await;
+    assert_eq!(code, 401);
+    assert!(body.contains("the admin token is required"), "{body}");
+    assert!(!body.contains("agent"), "{body}");
     let wrong = "Authorization: Bearer token-mei";
-    assert_eq!(app.http("POST", "/api/admin/reload", &[wrong]).await.0, 401);
+    let (code, body) = app.http("POST", "/api/admin/reload", &[wrong]).await;
+    assert_eq!(code, 401);
+    assert!(body.contains("the admin token is required"), "{body}");
     let (code, _) = app
         .http_get(&format!("/api/admin/status?token={ADMIN_TOKEN}"))
         .await;
     assert_eq!(code, 200);
     app.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_an_admin_token_configured_the_admin_endpoints_say_how_to_set_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let intents = dir.path().join("intents/default");
+    std::fs::create_dir_all(&intents).unwrap();
+    for file in std::fs::read_dir(crate::helpers::repo_path("intents/default")).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, intents.join(file.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.path().join("config.toml"), "watch_rules = false\n").unwrap();
+    let (_child, address) =
+        crate::crash::start_service(dir.path(), &dir.path().join("no-admin.db")).await;
+    let address: std::net::SocketAddr = address.parse().unwrap();
+    for (method, path) in [("GET", "/api/admin/status"), ("POST", "/api/admin/reload")] {
+        // Even a request with a token: no token can be right.
+        let (code, body) = crate::helpers::http_request(address, method, path, &[BEARER]).await;
+        assert_eq!(code, 403, "{method} {path}: {body}");
+        assert!(
+            body.contains("no admin token is configured") && body.contains("admin_token_sha256"),
+            "{body}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -282,5 +313,159 @@ async fn a_reload_that_revokes_a_token_closes_the_consoles_opened_with_it() {
     let mut again =
         crate::helpers::Client::connect(&app.url("/ws/agent?token=token-mei-new")).await;
     assert_eq!(again.frame().await["type"], "hello");
+    app.shutdown().await;
+}
+
+/// Asks `text` and returns the first reply to it (whatever its kind).
+async fn first_reply(buyer: &mut crate::helpers::Client, text: &str, id: &str) -> Value {
+    buyer.say(text, id).await;
+    buyer.until(|f| f["in_reply_to"] == id).await.0
+}
+
+#[tokio::test]
+async fn an_emptied_intent_file_is_refused_even_when_forced_and_the_old_rules_keep_serving() {
+    let app = TestApp::start().await;
+    let mut buyer = app.buyer("truncated-file").await.welcomed().await;
+    let before = buyer.ask("能开发票吗", "1", "answer").await;
+    assert_eq!(before[0]["intent"], "invoice");
+
+    // A failed copy leaves the pre-sale intents empty (a comment at most).
+    let presale = app.intents.join("default/presale.toml");
+    std::fs::write(
+        &presale,
+        "# Pre-sale and in-sale questions the bot answers itself.\n",
+    )
+    .unwrap();
+    let status = reloaded(&app, 1).await;
+    assert_eq!(status["last_reload"]["ok"], false, "{status}");
+    let errors = status["last_reload"]["errors"].to_string();
+    assert!(
+        errors.contains("default/presale.toml: the file is empty"),
+        "{errors}"
+    );
+    assert_eq!(status["generation"], 1, "the first rules still serve");
+    let still = first_reply(&mut buyer, "能开发票吗", "2").await;
+    assert_eq!(still["intent"], "invoice", "{still}");
+    let (_, metrics) = app.http_get("/metrics").await;
+    assert!(
+        metrics.contains("autoresponder_rule_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+
+    // An empty file is a broken file: forcing does not take it; deleting it would.
+    let (code, body) = app
+        .http("POST", "/api/admin/reload?force=true", &[BEARER])
+        .await;
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("the file is empty"), "{body}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reload_removing_most_of_a_shops_intents_is_refused_until_an_operator_forces_it() {
+    let app = TestApp::start().await;
+    let mut buyer = app.buyer("cut-short").await.welcomed().await;
+    let before = buyer.ask("能开发票吗", "1", "answer").await;
+    assert_eq!(before[0]["intent"], "invoice");
+
+    // presale.toml cut short after its fifth intent: 12 of the shop's 20 intents are gone.
+    let presale = app.intents.join("default/presale.toml");
+    let text = std::fs::read_to_string(&presale).unwrap();
+    let sixth = text.match_indices("[[intent]]").nth(5).unwrap().0;
+    std::fs::write(&presale, &text[..sixth]).unwrap();
+    let status = reloaded(&app, 1).await;
+    assert_eq!(status["last_reload"]["ok"], false, "{status}");
+    let errors = status["last_reload"]["errors"].to_string();
+    assert!(
+        errors.contains(
+            "this reload would remove 12 of 20 intents of shop default (12 from presale.toml)"
+        ),
+        "{errors}"
+    );
+    assert!(errors.contains("force=true"), "{errors}");
+    assert_eq!(status["generation"], 1, "the first rules still serve");
+    let still = first_reply(&mut buyer, "能开发票吗", "2").await;
+    assert_eq!(still["intent"], "invoice", "{still}");
+    let (_, metrics) = app.http_get("/metrics").await;
+    assert!(
+        metrics.contains("autoresponder_rule_reloads_total{result=\"error\"} 1"),
+        "{metrics}"
+    );
+
+    // The operator meant it.
+    let (code, body) = app
+        .http("POST", "/api/admin/reload?force=true", &[BEARER])
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let outcome: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(outcome["forced"], true, "{outcome}");
+    let after = first_reply(&mut buyer, "能开发票吗", "3").await;
+    assert_ne!(after["intent"], "invoice", "{after}");
+    app.shutdown().await;
+}
+
+/// Reads what a connection gets until it is closed, and returns the close frame.
+async fn closed(client: &mut crate::helpers::Client) -> Option<CloseFrame> {
+    loop {
+        if let Incoming::Closed(close) = client.next().await {
+            return close;
+        }
+    }
+}
+
+#[tokio::test]
+async fn removing_a_shop_closes_its_buyers_and_consoles_with_1001_and_says_why() {
+    let app = TestApp::staffed().await;
+    // A second shop, with an agent of its own.
+    let second = app.intents.join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    for file in std::fs::read_dir(app.intents.join("default")).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, second.join(file.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        second.join("agents.toml"),
+        format!(
+            "[[agent]]\nid = \"zhu\"\nname = \"小竹\"\n{}\n",
+            token_line("token-zhu")
+        ),
+    )
+    .unwrap();
+    let (code, body) = app.http("POST", "/api/admin/reload", &[BEARER]).await;
+    assert_eq!(code, 200, "{body}");
+    let mut buyer =
+        crate::helpers::Client::connect(&app.url("/ws/buyer?shop=second&buyer=left-behind"))
+            .await
+            .welcomed()
+            .await;
+    let mut console = app.agent("zhu").await;
+    let mut bystander = app.buyer("stays").await.welcomed().await;
+
+    // The operator removes the shop's folder.
+    std::fs::remove_dir_all(&second).unwrap();
+    let (code, body) = app.http("POST", "/api/admin/reload", &[BEARER]).await;
+    assert_eq!(code, 200, "{body}");
+    for (who, client) in [("buyer", &mut buyer), ("console", &mut console)] {
+        let close = closed(client)
+            .await
+            .unwrap_or_else(|| panic!("the {who} gets a close frame"));
+        assert_eq!(u16::from(close.code), 1001, "{who}: {close:?}");
+        assert!(
+            close.reason.contains("no longer served"),
+            "{who}: {close:?}"
+        );
+    }
+    assert_eq!(
+        app.refused_upgrade("/ws/buyer?shop=second&buyer=left-behind")
+            .await,
+        404
+    );
+    // The other shop's buyers are not touched.
+    let answered = bystander.ask("能开发票吗", "1", "answer").await;
+    assert_eq!(
+        answered.last().unwrap()["intent"],
+        "invoice",
+        "{answered:?}"
+    );
     app.shutdown().await;
 }

@@ -10,6 +10,7 @@ use super::FaqSource;
 use super::context::Context;
 use crate::faq::{FaqEntry, FaqIndex, FaqRule, load_entries};
 use crate::shop::files::FaqRuleFile;
+use crate::shop::folder::file_name;
 use crate::source::LoadError;
 use crate::template::{Template, Validity};
 
@@ -28,15 +29,23 @@ pub(super) fn faq_rule(file: &FaqRuleFile) -> FaqRule {
     }
 }
 
+/// A shop's FAQ as loaded.
+pub(super) struct LoadedFaq {
+    pub index: FaqIndex,
+    /// Each entry's questions in canonical form.
+    pub questions: Vec<Vec<String>>,
+    /// The name of the file each entry is written in.
+    pub origins: Vec<Arc<str>>,
+}
+
 impl Context<'_> {
-    /// The shop's FAQ index and each entry's questions in canonical form; `None` when it has
-    /// no FAQ or when a mistake was found.
+    /// The shop's FAQ; `None` when it has no FAQ or when a mistake was found.
     pub(super) fn faq(
         &mut self,
         shop: &str,
         source: FaqSource,
         rule: FaqRule,
-    ) -> Option<(FaqIndex, Vec<Vec<String>>)> {
+    ) -> Option<LoadedFaq> {
         let folder = source.folder?;
         let specs = match load_entries(folder) {
             Ok(specs) => specs,
@@ -53,6 +62,7 @@ impl Context<'_> {
         let mut phrasings = Vec::with_capacity(specs.len());
         let mut answers = Vec::with_capacity(specs.len());
         let mut ids = std::collections::HashSet::with_capacity(specs.len());
+        let mut origins: Vec<Arc<str>> = Vec::with_capacity(specs.len());
         for spec in specs {
             let at = |message: String| LoadError {
                 file: spec.file.clone(),
@@ -127,6 +137,12 @@ impl Context<'_> {
                 });
                 phrasings.push(texts);
                 answers.push(self.canonical(&spec.answer));
+                // One shared name per file, not one string per entry.
+                let name = file_name(&spec.file);
+                match origins.last() {
+                    Some(last) if **last == *name => origins.push(last.clone()),
+                    _ => origins.push(Arc::from(name)),
+                }
             }
         }
         if self.errors.len() > before {
@@ -144,7 +160,11 @@ impl Context<'_> {
             rule,
             directory.as_deref(),
         ) {
-            Ok(index) => Some((index, phrasings)),
+            Ok(index) => Some(LoadedFaq {
+                index,
+                questions: phrasings,
+                origins,
+            }),
             Err(e) => {
                 self.errors
                     .push(LoadError::whole_file(folder, e.to_string()));

@@ -12,19 +12,29 @@ use crate::intents::asking::QuestionCues;
 use crate::intents::purchase::PurchaseCues;
 use crate::intents::{HandoffPriority, IntentSpec};
 use crate::shop::files::{IntentFile, IntentsFile, PurchaseFile, QuestionsFile, Text};
+use crate::shop::folder::file_name;
 use crate::shop::{Action, TemplateName};
 use crate::source::SourceFile;
 
+/// What the intent files of a shop hold, intent by intent.
+pub(super) struct LoadedIntents {
+    pub specs: Vec<IntentSpec>,
+    pub actions: Vec<Action>,
+    /// Each intent's examples in canonical form.
+    pub examples: Vec<Vec<String>>,
+    /// The name of the file each intent is written in.
+    pub origins: Vec<Arc<str>>,
+}
+
 impl Context<'_> {
-    /// The intents of every intent file, in order, what each does and its examples in
-    /// canonical form; an intent with a mistake is left out (the mistake is recorded).
-    pub(super) fn intent_files(
-        &mut self,
-        files: &[(PathBuf, &String)],
-    ) -> (Vec<IntentSpec>, Vec<Action>, Vec<Vec<String>>) {
+    /// The intents of every intent file, in order, what each does, its examples in
+    /// canonical form and the name of the file it came from; an intent with a mistake is left
+    /// out (the mistake is recorded).
+    pub(super) fn intent_files(&mut self, files: &[(PathBuf, &String)]) -> LoadedIntents {
         let mut specs = Vec::new();
         let mut actions = Vec::new();
         let mut examples = Vec::new();
+        let mut origins = Vec::new();
         // Each example's canonical text, with the intent and the line that gave it first.
         let mut example_owners: HashMap<String, (Arc<str>, usize)> = HashMap::new();
         for (path, text) in files {
@@ -36,6 +46,16 @@ impl Context<'_> {
                     continue;
                 }
             };
+            let origin: Arc<str> = Arc::from(file_name(path));
+            if file.intent.is_empty() {
+                // A file cut short by a failed copy or a half-saved edit reads as no intents:
+                // never take that as the operator's wish to drop them all.
+                self.errors.push(src.error(
+                    "the file is empty (no [[intent]], at most comments); delete it to remove \
+                     its intents",
+                ));
+                continue;
+            }
             for mut intent in file.intent {
                 let written = std::mem::take(&mut intent.examples);
                 let before = self.errors.len();
@@ -48,10 +68,16 @@ impl Context<'_> {
                     specs.push(spec);
                     actions.push(action);
                     examples.push(canonical);
+                    origins.push(origin.clone());
                 }
             }
         }
-        (specs, actions, examples)
+        LoadedIntents {
+            specs,
+            actions,
+            examples,
+            origins,
+        }
     }
 
     /// An intent's examples in canonical form; empty, duplicate (in this shop), too long or

@@ -26,7 +26,7 @@ use super::folder::{
     COMPLAINTS_FILE, SHOP_FILE, STAFF_FILE, SYNONYMS_FILE, file_name, intent_files,
 };
 use super::staff::{Staff, staff_from_text};
-use super::{FaqShadows, Shop};
+use super::{FaqShadows, RuleOrigins, Shop};
 use crate::faq::ExampleIndex;
 use crate::intents::IntentSet;
 use crate::source::{LoadError, SourceFile, read_source};
@@ -146,7 +146,12 @@ fn build_shop(
     let templates = ctx.templates(&shop_src, &shop_file);
     let negators: Vec<String> = ctx.normalized_all(&shop_src, &shop_file.matching.negators);
     let words = ctx.standalone_words(&shop_src, &shop_file.matching.words);
-    let (specs, actions, examples) = ctx.intent_files(&intent_files);
+    let intents::LoadedIntents {
+        specs,
+        actions,
+        examples,
+        origins: intent_origins,
+    } = ctx.intent_files(&intent_files);
     let purchase = ctx.purchase(&shop_src, &shop_file.purchase, &specs);
     let questions = ctx.questions(&shop_src, &shop_file.questions, &specs);
     let complaints = texts
@@ -156,7 +161,10 @@ fn build_shop(
     let widget = ctx.widget(&shop_src, &shop_file.widget);
     let followup_window = ctx.followup_window(&shop_src, &shop_file.followup);
     let faq_rule = faq::faq_rule(&shop_file.faq);
-    let (faq_index, faq_questions) = ctx.faq(id, faq, faq_rule).unzip();
+    let (faq_index, faq_questions, faq_origins) = match ctx.faq(id, faq, faq_rule) {
+        Some(loaded) => (Some(loaded.index), Some(loaded.questions), loaded.origins),
+        None => (None, None, Vec::new()),
+    };
     let example_index =
         match ExampleIndex::build(examples.into_iter().enumerate().collect(), faq_rule) {
             Ok(index) => index,
@@ -210,6 +218,10 @@ fn build_shop(
             purchase,
             questions,
             followup_window,
+            origins: RuleOrigins {
+                intents: intent_origins,
+                faq: faq_origins,
+            },
         }),
         _ => Err(errors),
     }
@@ -368,6 +380,22 @@ mod tests {
                 errors[0].starts_with(&format!("shop/a.toml:{line}:"))
                     && errors[0].contains(message),
                 "{intents}: {errors:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_intent_file_without_intents_is_a_mistake() {
+        for text in ["", "# the pre-sale intents, to be written\n\n"] {
+            let errors: Vec<String> = load_with_intents(text)
+                .unwrap_err()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(errors.len(), 1, "{errors:#?}");
+            assert!(
+                errors[0].starts_with("shop/a.toml: the file is empty"),
+                "{errors:#?}"
             );
         }
     }

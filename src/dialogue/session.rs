@@ -11,7 +11,7 @@ use crate::desk::{BuyerPush, Desk, Pushes, QueueNotice, Standing};
 use crate::reply::Reply;
 use crate::responder::{self, CaseNotice};
 use crate::shop::Shop;
-use crate::store::{BuyerMessage, Conversation, Store, StoreError};
+use crate::store::{BuyerMessage, Conversation, Recorded, Store, StoreError};
 
 /// Something the buyer is to be sent, before transport renders it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,14 +170,34 @@ impl BuyerSession {
     }
 
     /// Stores a step, then says what follows; if storing fails the buyer is told to send
-    /// again and the conversation stays as it was.
+    /// again and the conversation stays as it was. A resend is answered as the first was.
     async fn commit(&mut self, shop: &Shop, step: Step, out: &mut Vec<ToBuyer>) {
         let Step { exchange, after } = step;
         let at = exchange.at;
-        if let Err(e) = self.store.record(exchange).await {
-            tracing::error!(error = %e, "cannot store a message");
-            out.push(ToBuyer::NotSaved);
-            return;
+        match self.store.record(exchange).await {
+            Ok(Recorded::New) => {}
+            Ok(Recorded::Resent { replies, state }) => {
+                self.conversation.state = state;
+                out.extend(replies.into_iter().map(ToBuyer::Reply));
+                // With the humans, a message was answered with the buyer's place in the
+                // queue. The desk takes the case from the store if the first try opened it
+                // and its commit's answer was lost.
+                if let Some(handoff) = self.conversation.state.open_handoff.clone() {
+                    let standing = self
+                        .desk
+                        .open_case(shop, &self.conversation.id, &handoff)
+                        .await;
+                    if let Some(Standing::Queued { ahead }) = standing {
+                        out.push(queued(shop, self.desk.notice(shop, ahead), at));
+                    }
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store a message");
+                out.push(ToBuyer::NotSaved);
+                return;
+            }
         }
         self.conversation.state = after.state;
         out.extend(after.replies.into_iter().map(ToBuyer::Reply));

@@ -134,6 +134,7 @@ impl Connection {
             buyer,
             self.address,
             now,
+            app.limits.store_retry,
         )
         .await;
         let (mut conversation, pushes) = match opened {

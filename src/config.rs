@@ -60,6 +60,10 @@ pub struct Limits {
     pub handoffs_per_address_per_minute: f64,
     /// New cases per minute in one shop from everyone; also the burst.
     pub handoffs_per_shop_per_minute: f64,
+    /// How long a buyer's message keeps being tried against a store that cannot commit (a
+    /// database restarting, a file locked by someone else) before the buyer is told
+    /// `unavailable`; it bounds how long such a message holds its connection.
+    pub store_retry: Duration,
 }
 
 impl Default for Limits {
@@ -82,6 +86,7 @@ impl Default for Limits {
             trust_forwarded_for: false,
             handoffs_per_address_per_minute: 10.0,
             handoffs_per_shop_per_minute: 600.0,
+            store_retry: Duration::from_secs(5),
         }
     }
 }
@@ -339,6 +344,7 @@ pub struct LimitsFile {
     pub trust_forwarded_for: Option<bool>,
     pub handoffs_per_address_per_minute: Option<f64>,
     pub handoffs_per_shop_per_minute: Option<f64>,
+    pub store_retry_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -420,6 +426,7 @@ impl ConfigFile {
         limits.handoffs_per_shop_per_minute = l
             .handoffs_per_shop_per_minute
             .unwrap_or(limits.handoffs_per_shop_per_minute);
+        limits.store_retry = l.store_retry_ms.map_or(limits.store_retry, ms);
         let w = self.webhooks;
         let hooks = &mut config.webhooks;
         hooks.timeout = w.timeout_ms.map_or(hooks.timeout, ms);

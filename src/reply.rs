@@ -31,6 +31,22 @@ impl ReplyKind {
             ReplyKind::Agent => "agent",
         }
     }
+
+    /// The kind named by `as_str`, as the store reads it back.
+    pub fn parse(text: &str) -> Option<ReplyKind> {
+        [
+            ReplyKind::Welcome,
+            ReplyKind::Away,
+            ReplyKind::Busy,
+            ReplyKind::Answer,
+            ReplyKind::Faq,
+            ReplyKind::Fallback,
+            ReplyKind::Handoff,
+            ReplyKind::Agent,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
 }
 
 /// One message the bot sends.

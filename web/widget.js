@@ -29,6 +29,12 @@
   var BACKOFF_MIN_MS = 500;
   var BACKOFF_MAX_MS = 10000;
   var HISTORY_LIMIT = 100;
+  // A message the service could not save (`unavailable`) is sent again with the same id, after
+  // RESEND_FIRST_MS, then twice that…, at most RESEND_TIMES times; the service answers a
+  // resend once, whether or not the first try was saved after all.
+  var RESEND_FIRST_MS = 1000;
+  var RESEND_TIMES = 3;
+  var PENDING_LIMIT = 50;
 
   var script = document.currentScript || (function () {
     var all = document.querySelectorAll('script[src*="widget.js"]');
@@ -337,6 +343,9 @@
   var wanted = false;      // the buyer opened the chat: keep a connection
   var outbox = [];         // frames written while disconnected
   var msgSeq = 0;
+  // Ids are unique per page, so a resend is never taken for another message.
+  var pageId = randomId().slice(2, 10);
+  var pending = new Map(); // id -> { frame, resends }: sent, not yet answered
 
   function connect() {
     wanted = true;
@@ -409,7 +418,27 @@
     unavailable: '系统有点忙，刚才的消息可能没有送达，请稍后再试一次。'
   };
 
+  function answered(id) {
+    if (typeof id === 'string') pending.delete(id);
+  }
+
+  // Schedules the resend of a message the service could not save; false when it is not ours
+  // or was sent again often enough.
+  function resendLater(id) {
+    var entry = typeof id === 'string' ? pending.get(id) : null;
+    if (!entry || entry.resends >= RESEND_TIMES) return false;
+    var delay = RESEND_FIRST_MS * Math.pow(2, entry.resends);
+    entry.resends += 1;
+    addNotice('消息暂未送达，' + Math.round(delay / 1000) + ' 秒后自动重发（第 ' + entry.resends +
+      ' 次）…', 'retry');
+    setTimeout(function () {
+      if (pending.get(id) === entry) send(entry.frame);
+    }, delay);
+    return true;
+  }
+
   function handleFrame(f) {
+    if (f.type !== 'error' && f.in_reply_to !== undefined) answered(f.in_reply_to);
     switch (f.type) {
       case 'reply': {
         var kind = typeof f.kind === 'string' ? f.kind : 'answer';
@@ -436,6 +465,8 @@
         break;
       }
       case 'error': {
+        if (f.code === 'unavailable' && resendLater(f.in_reply_to)) break;
+        answered(f.in_reply_to);
         addNotice(ERROR_TEXT[f.code] || '出了点小问题，请稍后再试。', 'error');
         break;
       }
@@ -460,9 +491,12 @@
     if (!text) return;
     if (text.length > MAX_CHARS) text = text.slice(0, MAX_CHARS);
     msgSeq += 1;
-    var id = 'w-' + msgSeq;
+    var id = 'w-' + pageId + '-' + msgSeq;
+    var frame = { type: 'message', text: text, id: id };
+    pending.set(id, { frame: frame, resends: 0 });
+    if (pending.size > PENDING_LIMIT) pending.delete(pending.keys().next().value);
     addMessage({ from: 'buyer', kind: 'message', text: text, at: new Date().toISOString() });
-    send({ type: 'message', text: text, id: id });
+    send(frame);
     input.value = '';
     updateComposer();
     input.focus();

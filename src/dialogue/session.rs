@@ -3,6 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -11,7 +12,7 @@ use crate::desk::{BuyerPush, Desk, Pushes, QueueNotice, Standing};
 use crate::reply::Reply;
 use crate::responder::{self, CaseNotice};
 use crate::shop::Shop;
-use crate::store::{BuyerMessage, Conversation, Store, StoreError};
+use crate::store::{BuyerMessage, Conversation, Exchange, Recorded, Store, StoreError};
 
 /// Something the buyer is to be sent, before transport renders it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,12 +55,21 @@ pub struct BuyerSession {
     address: IpAddr,
     /// The highest agent message sent to this buyer, so a repeat push is dropped.
     delivered_up_to: i64,
+    /// How long a step the store cannot commit is tried again before the buyer is told.
+    store_retry: Duration,
 }
+
+/// The first wait before a commit is tried again, doubled after each failure up to
+/// [`RETRY_MAX`]: a restarting database is back in a second or two, and a few hundred
+/// waiting buyers must not hammer it meanwhile.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_millis(800);
 
 impl BuyerSession {
     /// Opens (or continues) the buyer's conversation and links it to the desk before anything
     /// is read, so no push between now and then is missed. The pushes arrive in the inbox of
-    /// the returned [`Pushes`].
+    /// the returned [`Pushes`]. A step the store cannot commit is tried again for
+    /// `store_retry`.
     pub async fn open(
         store: Arc<dyn Store>,
         desk: Arc<Desk>,
@@ -67,6 +77,7 @@ impl BuyerSession {
         buyer: &str,
         address: IpAddr,
         now: DateTime<Utc>,
+        store_retry: Duration,
     ) -> Result<(BuyerSession, Pushes), StoreError> {
         let conversation = store.open_conversation(shop, buyer, now).await?;
         let pushes = desk.attach_buyer(&conversation.id);
@@ -77,6 +88,7 @@ impl BuyerSession {
             link: pushes.link,
             address,
             delivered_up_to: 0,
+            store_retry,
         };
         Ok((session, pushes))
     }
@@ -170,14 +182,34 @@ impl BuyerSession {
     }
 
     /// Stores a step, then says what follows; if storing fails the buyer is told to send
-    /// again and the conversation stays as it was.
+    /// again and the conversation stays as it was. A resend is answered as the first was.
     async fn commit(&mut self, shop: &Shop, step: Step, out: &mut Vec<ToBuyer>) {
         let Step { exchange, after } = step;
         let at = exchange.at;
-        if let Err(e) = self.store.record(exchange).await {
-            tracing::error!(error = %e, "cannot store a message");
-            out.push(ToBuyer::NotSaved);
-            return;
+        match self.record(exchange).await {
+            Ok(Recorded::New) => {}
+            Ok(Recorded::Resent { replies, state }) => {
+                self.conversation.state = state;
+                out.extend(replies.into_iter().map(ToBuyer::Reply));
+                // With the humans, a message was answered with the buyer's place in the
+                // queue. The desk takes the case from the store if the first try opened it
+                // and its commit's answer was lost.
+                if let Some(handoff) = self.conversation.state.open_handoff.clone() {
+                    let standing = self
+                        .desk
+                        .open_case(shop, &self.conversation.id, &handoff)
+                        .await;
+                    if let Some(Standing::Queued { ahead }) = standing {
+                        out.push(queued(shop, self.desk.notice(shop, ahead), at));
+                    }
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store a message");
+                out.push(ToBuyer::NotSaved);
+                return;
+            }
         }
         self.conversation.state = after.state;
         out.extend(after.replies.into_iter().map(ToBuyer::Reply));
@@ -192,6 +224,26 @@ impl BuyerSession {
                 .buyer_wrote(shop, &self.conversation.id, &text, at);
             if let Some(Standing::Queued { ahead }) = standing {
                 out.push(queued(shop, self.desk.notice(shop, ahead), at));
+            }
+        }
+    }
+
+    /// Records an exchange, trying again while the store is unavailable, for up to
+    /// `store_retry`. Trying again is safe even when a commit whose answer was lost went
+    /// through: the store then recognises the buyer's message as a resend.
+    async fn record(&self, exchange: Exchange) -> Result<Recorded, StoreError> {
+        let deadline = tokio::time::Instant::now() + self.store_retry;
+        let mut wait = RETRY_FIRST;
+        loop {
+            match self.store.record(exchange.clone()).await {
+                Err(StoreError::Unavailable(e))
+                    if tokio::time::Instant::now() + wait < deadline =>
+                {
+                    tracing::debug!(error = %e, retry_in = ?wait, "cannot store a message yet");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RETRY_MAX);
+                }
+                result => return result,
             }
         }
     }

@@ -8,7 +8,11 @@
 //!   state and any new handoff, all or nothing;
 //! - operations of one caller are applied in the order they were submitted, so a
 //!   conversation opened right after a `record` sees that record's state;
-//! - of two claims of one queued handoff, from any nodes, exactly one wins.
+//! - of two claims of one queued handoff, from any nodes, exactly one wins;
+//! - a buyer message with the `client_id` and text of one the conversation stored within
+//!   [`RESEND_WINDOW`] is a resend: `record` writes nothing and answers with what the first
+//!   got ([`Recorded::Resent`]). An index on (conversation, client id) finds it; the common
+//!   case, a new message, costs no extra round trip.
 //!
 //! A store shared by several nodes also carries their [`Feed`]: every change to the human side
 //! (a handoff created, claimed, resolved…) is announced to the other nodes in the same
@@ -80,11 +84,29 @@ pub struct Conversation {
     pub state: ConversationState,
 }
 
+/// How far back a resend finds the message it repeats. Clients resend within seconds; an id
+/// reused much later (a client numbering its messages per connection) is a new message.
+pub const RESEND_WINDOW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// What `record` did with an exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Written now.
+    New,
+    /// The buyer's message was already stored (a resend): nothing was written. The bot
+    /// replies it got then, and the conversation's state as stored now.
+    Resent {
+        replies: Vec<Reply>,
+        state: ConversationState,
+    },
+}
+
 /// A buyer's message as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuyerMessage {
     pub text: String,
-    /// The client's id for the message (its frame's `id`), kept for the transcript.
+    /// The client's id for the message (its frame's `id`), kept for the transcript and to
+    /// recognise a resend.
     pub client_id: Option<String>,
 }
 
@@ -290,8 +312,9 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Conversation, StoreError>;
 
-    /// Writes one exchange durably and atomically; see the module contract.
-    async fn record(&self, exchange: Exchange) -> Result<(), StoreError>;
+    /// Writes one exchange durably and atomically, unless its buyer message is a resend; see
+    /// the module contract.
+    async fn record(&self, exchange: Exchange) -> Result<Recorded, StoreError>;
 
     /// Handoffs of one shop (or all shops), oldest first.
     async fn handoffs(&self, shop: Option<&str>) -> Result<Vec<Handoff>, StoreError>;
@@ -455,6 +478,25 @@ fn handoff_labels(
     let status = HandoffStatus::parse(status)
         .ok_or_else(|| StoreError::Corrupt(format!("handoff {id}: status {status:?}")))?;
     Ok((priority, status))
+}
+
+/// The first message of a resend: a buyer message of `exchange`'s conversation with its
+/// client id and text, stored since [`RESEND_WINDOW`] before it; with its client id.
+fn resend_of(exchange: &Exchange) -> Option<(&str, &str, DateTime<Utc>)> {
+    let message = exchange.buyer_message.as_ref()?;
+    let client_id = message.client_id.as_deref()?;
+    Some((client_id, &message.text, exchange.at - RESEND_WINDOW))
+}
+
+/// A stored bot reply read back, or `Corrupt` naming its kind.
+fn stored_reply(kind: &str, intent: Option<String>, text: String) -> Result<Reply, StoreError> {
+    let kind = crate::reply::ReplyKind::parse(kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("reply kind {kind:?}")))?;
+    Ok(Reply {
+        kind,
+        intent: intent.map(Into::into),
+        text,
+    })
 }
 
 /// Times are stored as fixed-width RFC 3339 text in UTC so that text order is time order.

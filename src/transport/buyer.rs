@@ -158,6 +158,7 @@ impl Connection {
             buyer,
             self.address,
             now,
+            app.limits.store_retry,
         )
         .await;
         let (mut conversation, pushes) = match opened {
@@ -270,8 +271,10 @@ impl Connection {
         let started = Instant::now();
         let parsed = parse_buyer_frame(text, self.app.limits.max_text_chars);
         let too_many = "too many messages; please wait a moment before sending more";
-        let Some(BuyerFrame::Message { text, id }) =
-            self.outbound.admit(parsed, limiter, too_many).await?
+        let Some(BuyerFrame::Message { text, id }) = self
+            .outbound
+            .admit(parsed, limiter, too_many, BuyerFrame::id)
+            .await?
         else {
             return Ok(());
         };
@@ -379,19 +382,21 @@ impl Connection {
                 }
                 ToBuyer::HandoffRefused => {
                     self.outbound
-                        .send_error(
+                        .send_error_to(
                             ErrorCode::RateLimited,
                             "too many requests for a human right now; please try again in a \
                              minute",
+                            in_reply_to,
                         )
                         .await?;
                     continue;
                 }
                 ToBuyer::NotSaved => {
                     self.outbound
-                        .send_error(
+                        .send_error_to(
                             ErrorCode::Unavailable,
                             "your message could not be saved; please send it again",
+                            in_reply_to,
                         )
                         .await?;
                     continue;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::SinkExt;
 use futures_util::stream::SplitSink;
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -84,28 +85,52 @@ impl Outbound {
     }
 
     pub async fn send_error(&self, code: ErrorCode, message: &str) -> Result<(), Closed> {
+        self.send_error_to(code, message, None).await
+    }
+
+    /// An error that answers the client's message `in_reply_to` (its `id`), so the client
+    /// knows which message to send again.
+    pub async fn send_error_to(
+        &self,
+        code: ErrorCode,
+        message: &str,
+        in_reply_to: Option<&Value>,
+    ) -> Result<(), Closed> {
         self.metrics
             .errors
             .with_label_values(&[code.as_str()])
             .inc();
-        let frame = ServerFrame::Error { code, message };
+        let frame = ServerFrame::Error {
+            code,
+            message,
+            in_reply_to,
+        };
         self.queue(Message::text(frame.to_json())).await
     }
 
     /// A client's frame as parsed, if it may be acted on: a mistake, or a frame over the
-    /// client's rate, is answered with its error frame instead and gives `None`.
+    /// client's rate, is answered with its error frame instead and gives `None`. Both
+    /// answer the frame's id (`id_of`), when it has one.
     pub async fn admit<T>(
         &self,
         parsed: Result<T, FrameError>,
         limiter: &mut RateLimiter,
         too_many: &str,
+        id_of: impl FnOnce(&T) -> Option<&Value>,
     ) -> Result<Option<T>, Closed> {
         let frame = match parsed {
             Ok(frame) => frame,
-            Err(e) => return self.send_error(e.code, &e.message).await.map(|()| None),
+            Err(e) => {
+                let id = e.in_reply_to.as_ref();
+                return self
+                    .send_error_to(e.code, &e.message, id)
+                    .await
+                    .map(|()| None);
+            }
         };
         if !limiter.allow() {
-            self.send_error(ErrorCode::RateLimited, too_many).await?;
+            self.send_error_to(ErrorCode::RateLimited, too_many, id_of(&frame))
+                .await?;
             return Ok(None);
         }
         Ok(Some(frame))

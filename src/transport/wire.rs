@@ -56,11 +56,22 @@ pub enum BuyerFrame {
     },
 }
 
+impl BuyerFrame {
+    /// The client's id for the frame, if it gave one.
+    pub fn id(&self) -> Option<&Value> {
+        match self {
+            BuyerFrame::Message { id, .. } => id.as_ref(),
+        }
+    }
+}
+
 /// A frame the client got wrong, with the code and message to send back.
 #[derive(Debug, PartialEq, Eq)]
 pub struct FrameError {
     pub code: ErrorCode,
     pub message: String,
+    /// The id of the message the mistake was found in, when the frame had one.
+    pub in_reply_to: Option<Value>,
 }
 
 impl FrameError {
@@ -68,31 +79,35 @@ impl FrameError {
         FrameError {
             code: ErrorCode::BadRequest,
             message: message.into(),
+            in_reply_to: None,
         }
+    }
+
+    fn answering(mut self, id: Option<Value>) -> FrameError {
+        self.in_reply_to = id;
+        self
     }
 }
 
 pub fn parse_buyer_frame(text: &str, max_text_chars: usize) -> Result<BuyerFrame, FrameError> {
     let raw: RawFrame = serde_json::from_str(text)
         .map_err(|e| FrameError::bad_request(format!("a frame must be one JSON object: {e}")))?;
-    match raw.kind.as_deref() {
+    let checked = match raw.kind.as_deref() {
         None => Err(FrameError::bad_request("the frame has no `type`")),
-        Some("message") => {
-            let text = raw
-                .text
-                .ok_or_else(|| FrameError::bad_request("a `message` frame needs `text`"))?;
-            if text.chars().count() > max_text_chars {
-                return Err(FrameError {
-                    code: ErrorCode::TooLarge,
-                    message: format!("a message may be at most {max_text_chars} characters"),
-                });
-            }
-            Ok(BuyerFrame::Message { text, id: raw.id })
-        }
+        Some("message") => match raw.text {
+            None => Err(FrameError::bad_request("a `message` frame needs `text`")),
+            Some(text) if text.chars().count() > max_text_chars => Err(FrameError {
+                code: ErrorCode::TooLarge,
+                message: format!("a message may be at most {max_text_chars} characters"),
+                in_reply_to: None,
+            }),
+            Some(text) => return Ok(BuyerFrame::Message { text, id: raw.id }),
+        },
         Some(other) => Err(FrameError::bad_request(format!(
             "unknown frame type `{other}`; buyers send `message`"
         ))),
-    }
+    };
+    checked.map_err(|e| e.answering(raw.id))
 }
 
 /// A valid agent frame.
@@ -148,6 +163,7 @@ pub fn parse_agent_frame(text: &str, max_text_chars: usize) -> Result<AgentFrame
             return Err(FrameError {
                 code: ErrorCode::TooLarge,
                 message: format!("a message may be at most {max_text_chars} characters"),
+                in_reply_to: None,
             });
         }
         Ok(text)
@@ -251,6 +267,9 @@ pub enum ServerFrame<'a> {
     Error {
         code: ErrorCode,
         message: &'a str,
+        /// The id of the buyer's message this error answers, when it had one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        in_reply_to: Option<&'a Value>,
     },
 }
 
@@ -484,6 +503,27 @@ mod tests {
         assert_eq!(
             code(r#"{"type":"message","text":"一二三四五六七八九十一"}"#),
             ErrorCode::TooLarge
+        );
+    }
+
+    /// A client that numbers its messages learns which one a mistake was found in.
+    #[test]
+    fn a_mistake_in_a_message_with_an_id_answers_that_id() {
+        let too_long = r#"{"type":"message","text":"一二三四五六七八九十一","id":"c-9"}"#;
+        let error = parse_buyer_frame(too_long, 10).unwrap_err();
+        assert_eq!(error.in_reply_to, Some(Value::from("c-9")));
+        let error = parse_buyer_frame(r#"{"type":"message","id":7}"#, 10).unwrap_err();
+        assert_eq!(error.in_reply_to, Some(Value::from(7)));
+        let error = parse_buyer_frame(r#"{"type":"message"}"#, 10).unwrap_err();
+        assert_eq!(error.in_reply_to, None);
+        let frame = ServerFrame::Error {
+            code: ErrorCode::Unavailable,
+            message: "again",
+            in_reply_to: Some(&Value::from("c-9")),
+        };
+        assert_eq!(
+            frame.to_json(),
+            r#"{"type":"error","code":"unavailable","message":"again","in_reply_to":"c-9"}"#
         );
     }
 }

@@ -149,6 +149,7 @@ async fn a_database_that_goes_away_gets_unavailable_and_nothing_is_acknowledged(
     let frame = buyer.frame().await;
     assert_eq!(frame["type"], "error", "{frame}");
     assert_eq!(frame["code"], "unavailable", "{frame}");
+    assert_eq!(frame["in_reply_to"], "lost", "{frame}");
     assert!(frame["message"].as_str().unwrap().contains("again"));
     blocker.execute_batch("ROLLBACK").unwrap();
 

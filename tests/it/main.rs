@@ -15,6 +15,7 @@ mod helpers;
 mod limits;
 mod metrics;
 mod nodes;
+mod outage;
 mod pages;
 mod pg;
 mod reload;

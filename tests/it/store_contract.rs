@@ -10,7 +10,8 @@ use autoresponder::intents::HandoffPriority;
 use autoresponder::reply::{Reply, ReplyKind};
 use autoresponder::store::{
     AgentMessage, BuyerMessage, Change, ClaimOutcome, Conversation, Exchange, Feed, Handoff,
-    HandoffStatus, Note, OutboxEvent, ResolveOutcome, SqliteStore, SqliteTuning, Store, StoreError,
+    HandoffStatus, Note, OutboxEvent, Recorded, ResolveOutcome, SqliteStore, SqliteTuning, Store,
+    StoreError,
 };
 use chrono::{DateTime, Utc};
 
@@ -72,18 +73,115 @@ contract!(
     a_closed_store_refuses_calls,
     the_topic_of_the_last_answer_survives_a_reopen,
     the_commit_check_commits_until_the_store_is_closed,
+    a_resent_message_is_stored_once_and_gets_its_first_answer,
 );
 
 const NOW: &str = "2026-11-11T00:05:00+08:00";
 
+/// A buyer message sent again with its id and text (its first commit went through, but the
+/// answer was lost) is recognised: nothing is written twice, and the resend gets the replies
+/// and state the first one left. The same id with another text, or past the resend window,
+/// is a new message; so is the same text under another id. A resend whose first went to the
+/// agents (no bot reply) gets no reply, and a handoff path resend writes no second case.
+async fn a_resent_message_is_stored_once_and_gets_its_first_answer(backend: &Backend) {
+    let store = backend.open().await;
+    let conversation = store
+        .open_conversation("default", "resender", at(NOW))
+        .await
+        .unwrap();
+    let mut first = exchange(&conversation, "包邮吗", at(NOW));
+    first.state.bargain_step = 3;
+    let id = first.buyer_message.as_ref().unwrap().client_id.clone();
+    assert_eq!(store.record(first.clone()).await.unwrap(), Recorded::New);
+
+    // The resend, a moment later, as the session steps it again: another state, another
+    // answer, which must not be stored.
+    let mut resend = exchange(
+        &conversation,
+        "包邮吗",
+        at(NOW) + chrono::TimeDelta::seconds(3),
+    );
+    resend.buyer_message.as_mut().unwrap().client_id = id.clone();
+    resend.state.bargain_step = 4;
+    resend.replies.truncate(1);
+    match store.record(resend.clone()).await.unwrap() {
+        Recorded::Resent { replies, state } => {
+            assert_eq!(replies, first.replies, "the first answer, in order");
+            assert_eq!(state.bargain_step, 3, "the state the first left");
+        }
+        Recorded::New => panic!("a resend was written again"),
+    }
+    let lines = store.transcript(&conversation.id, 100).await.unwrap();
+    assert_eq!(lines.len(), 3, "one message and its two replies: {lines:?}");
+    let unmatched = store.unmatched("default", 10).await.unwrap();
+    assert_eq!(unmatched[0].count, 1, "the resend is not counted again");
+
+    // Another text under the same id (a client numbering per connection), the same text
+    // under another id, and the same message long after: new messages.
+    let mut reused = exchange(&conversation, "什么时候发货", at(NOW));
+    reused.buyer_message.as_mut().unwrap().client_id = id.clone();
+    assert_eq!(store.record(reused).await.unwrap(), Recorded::New);
+    let other_id = exchange(&conversation, "包邮吗", at(NOW));
+    assert_eq!(store.record(other_id).await.unwrap(), Recorded::New);
+    let mut much_later = resend.clone();
+    much_later.at = at(NOW) + autoresponder::store::RESEND_WINDOW + chrono::TimeDelta::seconds(4);
+    assert_eq!(store.record(much_later).await.unwrap(), Recorded::New);
+    let lines = store.transcript(&conversation.id, 100).await.unwrap();
+    assert_eq!(lines.len(), 3 + 3 + 3 + 2);
+
+    // With the humans: the message is only stored (and, through its own transaction on a
+    // shared store, announced); its resend gets no reply and writes nothing.
+    let mut to_agents = exchange(&conversation, "人呢", at(NOW));
+    to_agents.replies.clear();
+    to_agents.unmatched = None;
+    to_agents.to_agents = true;
+    assert_eq!(
+        store.record(to_agents.clone()).await.unwrap(),
+        Recorded::New
+    );
+    match store.record(to_agents).await.unwrap() {
+        Recorded::Resent { replies, .. } => assert_eq!(replies, []),
+        Recorded::New => panic!("a resend to the agents was written again"),
+    }
+
+    // A message that opened a case: the resend opens no second one.
+    let mut handing_off = exchange(&conversation, "我要投诉", at(NOW));
+    handing_off.state.open_handoff = Some("h-resent".into());
+    handing_off.handoff = Some(new_case(
+        &conversation,
+        "h-resent",
+        "complaint",
+        HandoffPriority::High,
+    ));
+    assert_eq!(
+        store.record(handing_off.clone()).await.unwrap(),
+        Recorded::New
+    );
+    let mut again = handing_off;
+    again.handoff.as_mut().unwrap().id = "h-resent-2".into();
+    assert!(matches!(
+        store.record(again).await.unwrap(),
+        Recorded::Resent { .. }
+    ));
+    let cases = store.handoffs(Some("default")).await.unwrap();
+    assert_eq!(cases.len(), 1, "{cases:?}");
+    let lines = store.transcript(&conversation.id, 100).await.unwrap();
+    assert_eq!(lines.len(), 11 + 1 + 3);
+    store.close().await;
+}
+
+/// A buyer message and the bot's two replies, the message with a client id of its own (the
+/// same id and text again would be a resend).
 fn exchange(conversation: &Conversation, text: &str, at_: DateTime<Utc>) -> Exchange {
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Exchange {
         conversation: conversation.id.clone(),
         shop: conversation.shop.clone(),
         buyer: conversation.buyer.clone(),
         buyer_message: Some(BuyerMessage {
             text: text.to_string(),
-            client_id: Some("c-1".into()),
+            client_id: Some(format!("c-{id}")),
         }),
         replies: vec![
             Reply {

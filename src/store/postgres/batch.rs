@@ -16,9 +16,9 @@ use std::sync::Arc;
 use deadpool_postgres::Pool;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::conversations::{missing, write_exchanges};
+use super::conversations::{first_answer, missing, write_exchanges};
 use super::unavailable;
-use crate::store::{Exchange, StoreError};
+use crate::store::{Exchange, Recorded, StoreError};
 
 /// Exchanges waiting for a batch; callers wait when it is full.
 const QUEUE_CAPACITY: usize = 4096;
@@ -29,7 +29,7 @@ const IN_FLIGHT: usize = 4;
 
 struct Job {
     exchange: Exchange,
-    done: oneshot::Sender<Result<(), StoreError>>,
+    done: oneshot::Sender<Result<Recorded, StoreError>>,
 }
 
 /// Where exchanges are sent to be batched.
@@ -45,7 +45,7 @@ impl Batcher {
     }
 
     /// Writes `exchange` in the next batch; returns once that batch committed.
-    pub async fn record(&self, exchange: Exchange) -> Result<(), StoreError> {
+    pub async fn record(&self, exchange: Exchange) -> Result<Recorded, StoreError> {
         let (done, answer) = oneshot::channel();
         self.jobs
             .send(Job { exchange, done })
@@ -105,16 +105,26 @@ fn take(
 }
 
 async fn write(pool: &Pool, batch: Vec<Job>) {
-    let written = match pool.get().await {
-        Ok(client) => {
-            let exchanges: Vec<&Exchange> = batch.iter().map(|j| &j.exchange).collect();
-            write_exchanges(&client, &exchanges).await
+    let client = match pool.get().await {
+        Ok(client) => client,
+        Err(e) => {
+            let e = unavailable(e);
+            for job in batch {
+                let _ = job.done.send(Err(e.clone()));
+            }
+            return;
         }
-        Err(e) => Err(unavailable(e)),
     };
+    let exchanges: Vec<&Exchange> = batch.iter().map(|j| &j.exchange).collect();
+    let written = write_exchanges(&client, &exchanges).await;
     for job in batch {
+        let conversation = &job.exchange.conversation;
         let result = match &written {
-            Ok(ids) if ids.contains(&job.exchange.conversation) => Ok(()),
+            Ok(written) if written.new.contains(conversation) => Ok(Recorded::New),
+            // Rare: only a resend reads what its first got.
+            Ok(written) if written.resent.contains(conversation) => {
+                first_answer(&client, &job.exchange).await
+            }
             Ok(_) => Err(missing(&job.exchange)),
             Err(e) => Err(e.clone()),
         };

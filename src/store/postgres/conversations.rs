@@ -10,8 +10,9 @@ use super::{column, notices, query, query_opt, unavailable};
 use crate::conversation::ConversationState;
 use crate::store::stats::StatsWalk;
 use crate::store::{
-    AgentMessage, Change, Conversation, Exchange, PendingMessage, Sender, ShopStats, StoreError,
-    TranscriptLine, Unmatched, decode_state, encode_state, forget_closed_handoff,
+    AgentMessage, Change, Conversation, Exchange, PendingMessage, Recorded, Sender, ShopStats,
+    StoreError, TranscriptLine, Unmatched, decode_state, encode_state, forget_closed_handoff,
+    resend_of, stored_reply,
 };
 
 pub async fn open(
@@ -64,13 +65,23 @@ pub async fn open(
     })
 }
 
+/// What [`write_exchanges`] did, by conversation id.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Exchanges written.
+    pub new: HashSet<String>,
+    /// Exchanges not written because their buyer message was a resend.
+    pub resent: HashSet<String>,
+}
+
 /// The state updates, the messages and the unanswered-question counts of several exchanges
 /// (at most one per conversation), in one statement and so one commit. An exchange whose
-/// conversation does not exist writes nothing; the ids of those that do come back.
+/// conversation does not exist writes nothing, nor does one whose buyer message is a resend
+/// (found in the same statement, so a new message costs no extra round trip).
 pub async fn write_exchanges(
     c: &impl GenericClient,
     exchanges: &[&Exchange],
-) -> Result<HashSet<String>, StoreError> {
+) -> Result<Written, StoreError> {
     let mut ids = Vec::with_capacity(exchanges.len());
     let mut states = Vec::with_capacity(exchanges.len());
     let mut ats = Vec::with_capacity(exchanges.len());
@@ -85,8 +96,17 @@ pub async fn write_exchanges(
     // One entry per unanswered question.
     let (mut u_conversations, mut u_shops, mut u_texts, mut u_ats) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // One entry per buyer message that may be a resend.
+    let (mut r_conversations, mut r_client_ids, mut r_texts, mut r_since) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for exchange in exchanges {
         let conversation = exchange.conversation.as_str();
+        if let Some((client_id, text, since)) = resend_of(exchange) {
+            r_conversations.push(conversation);
+            r_client_ids.push(client_id);
+            r_texts.push(text);
+            r_since.push(since);
+        }
         ids.push(conversation);
         states.push(encode_state(&exchange.state)?);
         ats.push(exchange.at);
@@ -124,11 +144,20 @@ pub async fn write_exchanges(
         c,
         // `id = ANY($1)` keeps to the primary key in the generic plan whatever the batch's
         // size (a join with UNNEST is planned for 100 rows and scans the table instead).
-        "WITH updated AS (
+        "WITH resent AS (
+             SELECT DISTINCT r.conversation
+             FROM UNNEST($15::text[], $16::text[], $17::text[], $18::timestamptz[])
+                      AS r(conversation, client_id, text, since)
+             WHERE EXISTS (
+                 SELECT 1 FROM messages m
+                 WHERE m.conversation = r.conversation AND m.client_id = r.client_id
+                   AND m.sender = 'buyer' AND m.text = r.text AND m.at >= r.since)
+         ), updated AS (
              UPDATE conversations c
              SET state = ($2::text[])[array_position($1::text[], c.id)],
                  updated_at = ($3::timestamptz[])[array_position($1::text[], c.id)]
-             WHERE c.id = ANY($1::text[]) RETURNING c.id
+             WHERE c.id = ANY($1::text[]) AND c.id NOT IN (SELECT conversation FROM resent)
+             RETURNING c.id
          ), written AS (
              INSERT INTO messages (conversation, sender, kind, intent, text, client_id, at)
              SELECT m.conversation, m.sender, m.kind, m.intent, m.text, m.client_id, m.at
@@ -150,7 +179,7 @@ pub async fn write_exchanges(
              SET count = unmatched.count + EXCLUDED.count,
                  last_seen = GREATEST(unmatched.last_seen, EXCLUDED.last_seen)
          )
-         SELECT id FROM updated",
+         SELECT id, false FROM updated UNION ALL SELECT conversation, true FROM resent",
         &[
             &ids,
             &states,
@@ -166,10 +195,69 @@ pub async fn write_exchanges(
             &u_shops,
             &u_texts,
             &u_ats,
+            &r_conversations,
+            &r_client_ids,
+            &r_texts,
+            &r_since,
         ],
     )
     .await?;
-    rows.iter().map(|row| column(row, 0)).collect()
+    let mut written = Written::default();
+    for row in &rows {
+        let (id, resent): (String, bool) = (column(row, 0)?, column(row, 1)?);
+        if resent {
+            written.resent.insert(id);
+        } else {
+            written.new.insert(id);
+        }
+    }
+    Ok(written)
+}
+
+/// What a resent message got the first time (the bot replies written with the last buyer
+/// message of its client id and text), and the conversation's state now. Only read for a
+/// resend, so it may take its own round trips.
+pub async fn first_answer(
+    c: &impl GenericClient,
+    exchange: &Exchange,
+) -> Result<Recorded, StoreError> {
+    let Some((client_id, text, since)) = resend_of(exchange) else {
+        return Err(StoreError::Corrupt("a resend without a client id".into()));
+    };
+    let rows = query(
+        c,
+        "WITH first AS (
+             SELECT seq, at FROM messages
+             WHERE conversation = $1 AND client_id = $2 AND sender = 'buyer' AND text = $3
+               AND at >= $4
+             ORDER BY seq DESC LIMIT 1
+         )
+         SELECT m.kind, m.intent, m.text FROM messages m, first
+         WHERE m.conversation = $1 AND m.seq > first.seq AND m.at = first.at
+          AND NOT EXISTS (SELECT 1 FROM messages b WHERE b.conversation = $1 AND b.sender = 'buyer'
+                          AND b.seq > first.seq AND b.seq < m.seq)
+           AND m.sender = 'bot'
+         ORDER BY m.seq",
+        &[&exchange.conversation, &client_id, &text, &since],
+    )
+    .await?;
+    let mut replies = Vec::with_capacity(rows.len());
+    for row in &rows {
+        replies.push(stored_reply(
+            &column::<String>(row, 0)?,
+            column(row, 1)?,
+            column(row, 2)?,
+        )?);
+    }
+    let state = query_opt(
+        c,
+        "SELECT state FROM conversations WHERE id = $1",
+        &[&exchange.conversation],
+    )
+    .await?
+    .ok_or_else(|| missing(exchange))?;
+    let state = decode_state(&exchange.conversation, &column::<String>(&state, 0)?)?;
+    Ok(Recorded::Resent { replies, state })
 }
 
 /// The error of an exchange whose conversation does not exist.
@@ -183,9 +271,15 @@ pub async fn record(
     client: &mut deadpool_postgres::Client,
     node: &str,
     exchange: &Exchange,
-) -> Result<(), StoreError> {
+) -> Result<Recorded, StoreError> {
     let tx = client.transaction().await.map_err(unavailable)?;
-    if write_exchanges(&tx, &[exchange]).await?.is_empty() {
+    let written = write_exchanges(&tx, &[exchange]).await?;
+    if written.resent.contains(&exchange.conversation) {
+        // Nothing was written; what the first got is read outside the transaction.
+        drop(tx);
+        return first_answer(&*client, exchange).await;
+    }
+    if written.new.is_empty() {
         return Err(missing(exchange));
     }
     if let Some(handoff) = &exchange.handoff {
@@ -216,7 +310,8 @@ pub async fn record(
         }),
         _ => None,
     };
-    super::commit(tx, node, &exchange.events, exchange.at, to_agents).await
+    super::commit(tx, node, &exchange.events, exchange.at, to_agents).await?;
+    Ok(Recorded::New)
 }
 
 pub async fn agent_message(

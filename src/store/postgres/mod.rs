@@ -25,8 +25,8 @@ use tokio_postgres::{NoTls, Row};
 
 use super::{
     AgentMessage, BuyerProfile, Change, ClaimOutcome, Conversation, Exchange, Feed, Handoff, Note,
-    OutboxEvent, OutboxItem, PendingMessage, ResolveOutcome, ShopStats, Store, StoreError,
-    TranscriptLine, Unmatched,
+    OutboxEvent, OutboxItem, PendingMessage, Recorded, ResolveOutcome, ShopStats, Store,
+    StoreError, TranscriptLine, Unmatched,
 };
 
 /// How to reach the database.
@@ -186,7 +186,7 @@ impl Store for PgStore {
         conversations::open(&self.client().await?, shop, buyer, now).await
     }
 
-    async fn record(&self, exchange: Exchange) -> Result<(), StoreError> {
+    async fn record(&self, exchange: Exchange) -> Result<Recorded, StoreError> {
         // What the other nodes need not hear of is batched; the rest carries its notice.
         let plain = exchange.handoff.is_none() && exchange.events.is_empty() && !exchange.to_agents;
         if plain {

@@ -100,6 +100,11 @@ CREATE TABLE readiness (
     checks  bigint NOT NULL
 );
 "#,
+    // A resent buyer message is found by its client id within its conversation.
+    r#"
+CREATE INDEX messages_by_client_id ON messages (conversation, client_id)
+    WHERE client_id IS NOT NULL;
+"#,
 ];
 
 pub async fn migrate(client: &mut deadpool_postgres::Client) -> Result<(), StoreError> {

@@ -7,8 +7,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{execute, query_row, unavailable};
 use crate::conversation::ConversationState;
 use crate::store::{
-    AgentMessage, Conversation, Exchange, PendingMessage, Sender, StoreError, TranscriptLine,
-    Unmatched, decode_state, encode_state, forget_closed_handoff, format_time, parse_time,
+    AgentMessage, Conversation, Exchange, PendingMessage, Recorded, Sender, StoreError,
+    TranscriptLine, Unmatched, decode_state, encode_state, forget_closed_handoff, format_time,
+    parse_time, resend_of, stored_reply,
 };
 
 pub fn open(
@@ -62,7 +63,81 @@ pub fn open(
     })
 }
 
-pub fn record(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
+/// Bot replies to the last buyer message with a given client id and text stored since a
+/// given time: the rows written with it (same conversation and time, later seq, no buyer
+/// message between).
+const FIRST_ANSWER: &str = "
+    WITH first AS (
+        SELECT seq, at FROM messages
+        WHERE conversation = ?1 AND client_id = ?2 AND sender = 'buyer' AND text = ?3
+          AND at >= ?4
+        ORDER BY seq DESC LIMIT 1
+    )
+    SELECT m.kind, m.intent, m.text FROM messages m, first
+    WHERE m.conversation = ?1 AND m.seq > first.seq AND m.at = first.at
+          AND NOT EXISTS (SELECT 1 FROM messages b WHERE b.conversation = ?1 AND b.sender = 'buyer'
+                          AND b.seq > first.seq AND b.seq < m.seq) AND m.sender = 'bot'
+    ORDER BY m.seq";
+
+pub fn record(c: &Connection, exchange: &Exchange) -> Result<Recorded, StoreError> {
+    if let Some((client_id, text, since)) = resend_of(exchange) {
+        let stored: Option<i64> = query_row(
+            c,
+            "SELECT seq FROM messages
+             WHERE conversation = ?1 AND client_id = ?2 AND sender = 'buyer' AND text = ?3
+               AND at >= ?4
+             LIMIT 1",
+            params![exchange.conversation, client_id, text, format_time(since)],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+        if stored.is_some() {
+            return first_answer(c, exchange, client_id, text, since);
+        }
+    }
+    write(c, exchange)?;
+    Ok(Recorded::New)
+}
+
+/// What a resent message got the first time, and the conversation's state now.
+fn first_answer(
+    c: &Connection,
+    exchange: &Exchange,
+    client_id: &str,
+    text: &str,
+    since: DateTime<Utc>,
+) -> Result<Recorded, StoreError> {
+    let mut statement = c.prepare_cached(FIRST_ANSWER).map_err(unavailable)?;
+    let rows = statement
+        .query_map(
+            params![exchange.conversation, client_id, text, format_time(since)],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            },
+        )
+        .map_err(unavailable)?;
+    let mut replies = Vec::new();
+    for row in rows {
+        let (kind, intent, text) = row.map_err(unavailable)?;
+        replies.push(stored_reply(&kind, intent, text)?);
+    }
+    let state: String = query_row(
+        c,
+        "SELECT state FROM conversations WHERE id = ?1",
+        params![exchange.conversation],
+        |row| row.get(0),
+    )
+    .map_err(unavailable)?;
+    let state = decode_state(&exchange.conversation, &state)?;
+    Ok(Recorded::Resent { replies, state })
+}
+
+fn write(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
     let at = format_time(exchange.at);
     let state = encode_state(&exchange.state)?;
     let updated = execute(

@@ -39,8 +39,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AgentMessage, BuyerProfile, ClaimOutcome, Conversation, Exchange, Handoff, Note, OutboxEvent,
-    OutboxItem, PendingMessage, ResolveOutcome, ShopStats, Store, StoreError, TranscriptLine,
-    Unmatched,
+    OutboxItem, PendingMessage, Recorded, ResolveOutcome, ShopStats, Store, StoreError,
+    TranscriptLine, Unmatched,
 };
 
 /// Jobs waiting for the writer thread; senders wait when it is full.
@@ -215,7 +215,7 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn record(&self, exchange: Exchange) -> Result<(), StoreError> {
+    async fn record(&self, exchange: Exchange) -> Result<Recorded, StoreError> {
         self.write(move |c| conversations::record(c, &exchange))
             .await
     }

@@ -92,6 +92,11 @@ CREATE TABLE readiness (
     checks INTEGER NOT NULL
 );
 "#,
+    // A resent buyer message is found by its client id within its conversation.
+    r#"
+CREATE INDEX messages_by_client_id ON messages (conversation, client_id)
+    WHERE client_id IS NOT NULL;
+"#,
 ];
 
 pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {

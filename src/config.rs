@@ -21,10 +21,20 @@ pub struct Limits {
     pub max_text_chars: usize,
     /// Largest websocket frame or message, in bytes; larger closes the connection with 1009.
     pub max_frame_bytes: usize,
-    /// Sustained buyer messages per second per connection.
+    /// Sustained messages per second from one buyer, over all their connections (the bucket
+    /// outlives a connection, so reconnecting does not refill it).
     pub messages_per_second: f64,
-    /// Messages a connection may send in a burst above the sustained rate.
+    /// Messages a buyer may send in a burst above the sustained rate.
     pub message_burst: u32,
+    /// Sustained messages per second from all buyers behind one client address (IPv6
+    /// grouped by /64); generous, since a carrier NAT puts many buyers behind one address.
+    pub messages_per_address_per_second: f64,
+    /// Messages all buyers behind one address may send in a burst above that rate.
+    pub message_burst_per_address: u32,
+    /// New conversations (buyer ids never seen in the shop) opened from one client address
+    /// per minute, IPv6 grouped by /64; also the burst. A connection over it is refused
+    /// before anything is stored.
+    pub conversations_per_address_per_minute: f64,
     /// How often an idle connection is pinged.
     pub ping_interval: Duration,
     /// A connection that sent nothing (not even a pong) for this long is closed as dead.
@@ -68,6 +78,9 @@ impl Default for Limits {
             max_frame_bytes: 16 * 1024,
             messages_per_second: 5.0,
             message_burst: 10,
+            messages_per_address_per_second: 50.0,
+            message_burst_per_address: 100,
+            conversations_per_address_per_minute: 120.0,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
             outbound_queue: 64,
@@ -297,6 +310,9 @@ pub struct LimitsFile {
     pub max_frame_bytes: Option<usize>,
     pub messages_per_second: Option<f64>,
     pub message_burst: Option<u32>,
+    pub messages_per_address_per_second: Option<f64>,
+    pub message_burst_per_address: Option<u32>,
+    pub conversations_per_address_per_minute: Option<f64>,
     pub ping_interval_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub outbound_queue: Option<usize>,
@@ -368,6 +384,15 @@ impl ConfigFile {
         limits.max_frame_bytes = l.max_frame_bytes.unwrap_or(limits.max_frame_bytes);
         limits.messages_per_second = l.messages_per_second.unwrap_or(limits.messages_per_second);
         limits.message_burst = l.message_burst.unwrap_or(limits.message_burst);
+        limits.messages_per_address_per_second = l
+            .messages_per_address_per_second
+            .unwrap_or(limits.messages_per_address_per_second);
+        limits.message_burst_per_address = l
+            .message_burst_per_address
+            .unwrap_or(limits.message_burst_per_address);
+        limits.conversations_per_address_per_minute = l
+            .conversations_per_address_per_minute
+            .unwrap_or(limits.conversations_per_address_per_minute);
         limits.ping_interval = l.ping_interval_ms.map_or(limits.ping_interval, ms);
         limits.idle_timeout = l.idle_timeout_ms.map_or(limits.idle_timeout, ms);
         limits.outbound_queue = l.outbound_queue.unwrap_or(limits.outbound_queue);

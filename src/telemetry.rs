@@ -39,6 +39,9 @@ pub struct Metrics {
     /// Requests for a human refused because too many cases were opened lately, by shop and
     /// by the limit reached (address, shop): a handoff flood shows here.
     pub handoffs_refused: IntCounterVec,
+    /// Connections of buyers new to a shop refused because their address opened too many
+    /// conversations lately, by shop: a flood of fresh buyer ids shows here.
+    pub conversations_refused: IntCounterVec,
     /// Error frames sent, by code.
     pub errors: IntCounterVec,
     /// Cases waiting for an agent, by shop.
@@ -110,6 +113,14 @@ impl Metrics {
                 "Requests for a human refused by the handoff rate limits, by limit reached.",
             ),
             &["shop", "limit"],
+        )
+        .expect("valid metric");
+        let conversations_refused = IntCounterVec::new(
+            Opts::new(
+                "autoresponder_conversations_refused_total",
+                "New conversations refused by the per-address limit.",
+            ),
+            &["shop"],
         )
         .expect("valid metric");
         let errors = IntCounterVec::new(
@@ -188,6 +199,7 @@ impl Metrics {
             Box::new(reply_latency.clone()),
             Box::new(handoffs.clone()),
             Box::new(handoffs_refused.clone()),
+            Box::new(conversations_refused.clone()),
             Box::new(errors.clone()),
             Box::new(queue_length.clone()),
             Box::new(longest_wait.clone()),
@@ -211,6 +223,7 @@ impl Metrics {
             reply_latency,
             handoffs,
             handoffs_refused,
+            conversations_refused,
             errors,
             queue_length,
             longest_wait,

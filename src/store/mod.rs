@@ -282,6 +282,13 @@ pub struct ShopStats {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// The conversation of `buyer` at `shop` if there is one; stores nothing.
+    async fn find_conversation(
+        &self,
+        shop: &str,
+        buyer: &str,
+    ) -> Result<Option<Conversation>, StoreError>;
+
     /// The conversation of `buyer` at `shop`, created empty on first contact.
     async fn open_conversation(
         &self,

@@ -172,7 +172,11 @@ impl Console {
     async fn on_text(&mut self, text: &str, limiter: &mut RateLimiter) -> Result<(), Closed> {
         let parsed = parse_agent_frame(text, self.app.limits.max_text_chars);
         let too_many = "too many frames; slow down a little";
-        let Some(frame) = self.outbound.admit(parsed, limiter, too_many).await? else {
+        let Some(frame) = self
+            .outbound
+            .admit(parsed, || limiter.allow(), too_many)
+            .await?
+        else {
             return Ok(());
         };
         let Some(shop) = self.shop() else {

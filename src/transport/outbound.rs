@@ -13,7 +13,6 @@ use futures_util::stream::SplitSink;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::rate::RateLimiter;
 use super::wire::{ErrorCode, FrameError, ServerFrame};
 use crate::telemetry::Metrics;
 
@@ -93,18 +92,19 @@ impl Outbound {
     }
 
     /// A client's frame as parsed, if it may be acted on: a mistake, or a frame over the
-    /// client's rate, is answered with its error frame instead and gives `None`.
+    /// client's rate (`within_rate` takes a token, or says there is none), is answered with
+    /// its error frame instead and gives `None`.
     pub async fn admit<T>(
         &self,
         parsed: Result<T, FrameError>,
-        limiter: &mut RateLimiter,
+        within_rate: impl FnOnce() -> bool,
         too_many: &str,
     ) -> Result<Option<T>, Closed> {
         let frame = match parsed {
             Ok(frame) => frame,
             Err(e) => return self.send_error(e.code, &e.message).await.map(|()| None),
         };
-        if !limiter.allow() {
+        if !within_rate() {
             self.send_error(ErrorCode::RateLimited, too_many).await?;
             return Ok(None);
         }

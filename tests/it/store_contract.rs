@@ -72,6 +72,7 @@ contract!(
     a_closed_store_refuses_calls,
     the_topic_of_the_last_answer_survives_a_reopen,
     the_commit_check_commits_until_the_store_is_closed,
+    finding_a_conversation_stores_nothing,
 );
 
 const NOW: &str = "2026-11-11T00:05:00+08:00";
@@ -155,6 +156,48 @@ fn event(id: &str) -> OutboxEvent {
         event: "handoff.claimed".into(),
         body: format!("{{\"id\":\"{id}\"}}"),
     }
+}
+
+async fn finding_a_conversation_stores_nothing(backend: &Backend) {
+    let store = backend.open().await;
+    let missing = store
+        .find_conversation("default", "stranger")
+        .await
+        .unwrap();
+    assert_eq!(missing, None);
+    assert_eq!(
+        store
+            .find_conversation("default", "stranger")
+            .await
+            .unwrap(),
+        None,
+        "looking did not create it"
+    );
+    let handed = handed_off(store.as_ref(), "known", "h-find").await;
+    let found = store
+        .find_conversation("default", "known")
+        .await
+        .unwrap()
+        .expect("an opened conversation is found");
+    assert_eq!(found.id, handed.id);
+    assert_eq!(found.state.open_handoff.as_deref(), Some("h-find"));
+    assert_eq!(
+        store.find_conversation("other", "known").await.unwrap(),
+        None,
+        "shops do not share buyers"
+    );
+    // The case resolved: the conversation found no longer names it.
+    store
+        .claim("h-find", "mei", at(NOW), Vec::new())
+        .await
+        .unwrap();
+    store
+        .resolve("h-find", "mei", at(NOW), Vec::new())
+        .await
+        .unwrap();
+    let found = store.find_conversation("default", "known").await.unwrap();
+    assert_eq!(found.unwrap().state.open_handoff, None);
+    store.close().await;
 }
 
 async fn an_exchange_is_stored_whole_and_the_buyer_continues_after_a_reopen(backend: &Backend) {

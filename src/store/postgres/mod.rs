@@ -177,6 +177,14 @@ fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
 
 #[async_trait]
 impl Store for PgStore {
+    async fn find_conversation(
+        &self,
+        shop: &str,
+        buyer: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        conversations::find(&self.client().await?, shop, buyer).await
+    }
+
     async fn open_conversation(
         &self,
         shop: &str,

@@ -204,6 +204,16 @@ fn open_reader(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connecti
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn find_conversation(
+        &self,
+        shop: &str,
+        buyer: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let (shop, buyer) = (shop.to_string(), buyer.to_string());
+        self.read(move |c| conversations::find(c, &shop, &buyer))
+            .await
+    }
+
     async fn open_conversation(
         &self,
         shop: &str,

@@ -199,6 +199,8 @@ pub struct ServeConfig {
     pub metrics_token_sha256: Option<TokenHash>,
     /// How often the service figures of `/metrics` are recomputed from the store.
     pub kpi_refresh: Duration,
+    /// How often what the shops no longer keep is deleted (`crate::retention`).
+    pub retention_sweep: Duration,
     /// Watch `intents/` and `index/` and reload on changes.
     pub watch_rules: bool,
     /// How long the folders must be quiet after a change before reloading.
@@ -224,6 +226,7 @@ impl Default for ServeConfig {
             admin_token_sha256: None,
             metrics_token_sha256: None,
             kpi_refresh: Duration::from_secs(60),
+            retention_sweep: Duration::from_secs(600),
             watch_rules: true,
             reload_debounce: Duration::from_millis(300),
             allow_demo_tokens: false,
@@ -276,6 +279,7 @@ pub struct ConfigFile {
     pub admin_token_sha256: Option<TokenHash>,
     pub metrics_token_sha256: Option<TokenHash>,
     pub kpi_refresh_ms: Option<u64>,
+    pub retention_sweep_ms: Option<u64>,
     pub watch_rules: Option<bool>,
     pub reload_debounce_ms: Option<u64>,
     pub allow_demo_tokens: Option<bool>,
@@ -375,6 +379,7 @@ impl ConfigFile {
         config.admin_token_sha256 = self.admin_token_sha256.or(config.admin_token_sha256);
         config.metrics_token_sha256 = self.metrics_token_sha256.or(config.metrics_token_sha256);
         config.kpi_refresh = self.kpi_refresh_ms.map_or(config.kpi_refresh, ms);
+        config.retention_sweep = self.retention_sweep_ms.map_or(config.retention_sweep, ms);
         config.watch_rules = self.watch_rules.unwrap_or(config.watch_rules);
         config.reload_debounce = self.reload_debounce_ms.map_or(config.reload_debounce, ms);
         config.allow_demo_tokens = self.allow_demo_tokens.unwrap_or(config.allow_demo_tokens);

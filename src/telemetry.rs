@@ -42,6 +42,10 @@ pub struct Metrics {
     /// Connections of buyers new to a shop refused because their address opened too many
     /// conversations lately, by shop: a flood of fresh buyer ids shows here.
     pub conversations_refused: IntCounterVec,
+    /// Rows deleted by the retention task, by table.
+    pub retention_deleted: IntCounterVec,
+    /// Retention sweeps finished.
+    pub retention_sweeps: prometheus::IntCounter,
     /// Error frames sent, by code.
     pub errors: IntCounterVec,
     /// Cases waiting for an agent, by shop.
@@ -123,6 +127,19 @@ impl Metrics {
             &["shop"],
         )
         .expect("valid metric");
+        let retention_deleted = IntCounterVec::new(
+            Opts::new(
+                "autoresponder_retention_deleted_rows_total",
+                "Rows deleted because they were older than their shop keeps, by table.",
+            ),
+            &["table"],
+        )
+        .expect("valid metric");
+        let retention_sweeps = prometheus::IntCounter::new(
+            "autoresponder_retention_sweeps_total",
+            "Retention sweeps finished.",
+        )
+        .expect("valid metric");
         let errors = IntCounterVec::new(
             Opts::new("autoresponder_errors_total", "Error frames sent, by code."),
             &["code"],
@@ -200,6 +217,8 @@ impl Metrics {
             Box::new(handoffs.clone()),
             Box::new(handoffs_refused.clone()),
             Box::new(conversations_refused.clone()),
+            Box::new(retention_deleted.clone()),
+            Box::new(retention_sweeps.clone()),
             Box::new(errors.clone()),
             Box::new(queue_length.clone()),
             Box::new(longest_wait.clone()),
@@ -224,6 +243,8 @@ impl Metrics {
             handoffs,
             handoffs_refused,
             conversations_refused,
+            retention_deleted,
+            retention_sweeps,
             errors,
             queue_length,
             longest_wait,

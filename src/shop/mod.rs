@@ -165,6 +165,8 @@ pub struct Shop {
     pub questions: crate::intents::asking::QuestionCues,
     /// How long after an answer a short follow-up is read in its topic (zero: never).
     pub followup_window: chrono::TimeDelta,
+    /// How long conversations, cases and unanswered questions are kept (`[retention]`).
+    pub retention: chrono::TimeDelta,
 }
 
 impl Shop {

@@ -17,6 +17,7 @@ mod metrics;
 mod nodes;
 mod pg;
 mod reload;
+mod retention;
 mod startup;
 mod store_contract;
 mod webhooks;

@@ -11,7 +11,7 @@ use crate::conversation::ConversationState;
 use crate::store::stats::StatsWalk;
 use crate::store::{
     AgentMessage, Change, Conversation, Exchange, PendingMessage, Sender, ShopStats, StoreError,
-    TranscriptLine, Unmatched, decode_state, encode_state, forget_closed_handoff,
+    TranscriptLine, Unmatched, decode_state, encode_state, forget_closed_handoff, unmatched_text,
 };
 
 /// The conversation of `buyer` at `shop`, if it exists; reads only.
@@ -128,7 +128,7 @@ pub async fn write_exchanges(
         if let Some(text) = &exchange.unmatched {
             u_conversations.push(conversation);
             u_shops.push(exchange.shop.as_str());
-            u_texts.push(text.as_str());
+            u_texts.push(unmatched_text(text));
             u_ats.push(exchange.at);
         }
     }

@@ -9,6 +9,7 @@ use crate::conversation::ConversationState;
 use crate::store::{
     AgentMessage, Conversation, Exchange, PendingMessage, Sender, StoreError, TranscriptLine,
     Unmatched, decode_state, encode_state, forget_closed_handoff, format_time, parse_time,
+    unmatched_text,
 };
 
 /// The conversation of `buyer` at `shop`, if it exists; reads only.
@@ -123,7 +124,7 @@ pub fn record(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
             "INSERT INTO unmatched (shop, text, count, first_seen, last_seen)
              VALUES (?1, ?2, 1, ?3, ?3)
              ON CONFLICT (shop, text) DO UPDATE SET count = count + 1, last_seen = ?3",
-            params![exchange.shop, text, at],
+            params![exchange.shop, unmatched_text(text), at],
         )
         .map_err(unavailable)?;
     }

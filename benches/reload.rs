@@ -155,6 +155,8 @@ fn main() {
             limits: Limits {
                 messages_per_second: 10_000.0,
                 message_burst: 10_000,
+                messages_per_address_per_second: 10_000.0,
+                message_burst_per_address: 10_000,
                 ..Limits::default()
             },
             watch_rules: false,

@@ -22,10 +22,20 @@ pub struct Limits {
     pub max_text_chars: usize,
     /// Largest websocket frame or message, in bytes; larger closes the connection with 1009.
     pub max_frame_bytes: usize,
-    /// Sustained buyer messages per second per connection.
+    /// Sustained messages per second from one buyer, over all their connections (the bucket
+    /// outlives a connection, so reconnecting does not refill it).
     pub messages_per_second: f64,
-    /// Messages a connection may send in a burst above the sustained rate.
+    /// Messages a buyer may send in a burst above the sustained rate.
     pub message_burst: u32,
+    /// Sustained messages per second from all buyers behind one client address (IPv6
+    /// grouped by /64); generous, since a carrier NAT puts many buyers behind one address.
+    pub messages_per_address_per_second: f64,
+    /// Messages all buyers behind one address may send in a burst above that rate.
+    pub message_burst_per_address: u32,
+    /// New conversations (buyer ids never seen in the shop) opened from one client address
+    /// per minute, IPv6 grouped by /64; also the burst. A connection over it is refused
+    /// before anything is stored.
+    pub conversations_per_address_per_minute: f64,
     /// How often an idle connection is pinged.
     pub ping_interval: Duration,
     /// A connection that sent nothing (not even a pong) for this long is closed as dead.
@@ -73,6 +83,9 @@ impl Default for Limits {
             max_frame_bytes: 16 * 1024,
             messages_per_second: 5.0,
             message_burst: 10,
+            messages_per_address_per_second: 50.0,
+            message_burst_per_address: 100,
+            conversations_per_address_per_minute: 120.0,
             ping_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(75),
             outbound_queue: 64,
@@ -192,6 +205,8 @@ pub struct ServeConfig {
     pub metrics_token_sha256: Option<TokenHash>,
     /// How often the service figures of `/metrics` are recomputed from the store.
     pub kpi_refresh: Duration,
+    /// How often what the shops no longer keep is deleted (`crate::retention`).
+    pub retention_sweep: Duration,
     /// Watch `intents/` and `index/` and reload on changes.
     pub watch_rules: bool,
     /// How long the folders must be quiet after a change before reloading.
@@ -219,6 +234,7 @@ impl Default for ServeConfig {
             admin_token_sha256: None,
             metrics_token_sha256: None,
             kpi_refresh: Duration::from_secs(60),
+            retention_sweep: Duration::from_secs(600),
             watch_rules: true,
             reload_debounce: Duration::from_millis(300),
             reload_guard: ReloadGuard::default(),
@@ -272,6 +288,7 @@ pub struct ConfigFile {
     pub admin_token_sha256: Option<TokenHash>,
     pub metrics_token_sha256: Option<TokenHash>,
     pub kpi_refresh_ms: Option<u64>,
+    pub retention_sweep_ms: Option<u64>,
     pub watch_rules: Option<bool>,
     pub reload_debounce_ms: Option<u64>,
     pub allow_demo_tokens: Option<bool>,
@@ -331,6 +348,9 @@ pub struct LimitsFile {
     pub max_frame_bytes: Option<usize>,
     pub messages_per_second: Option<f64>,
     pub message_burst: Option<u32>,
+    pub messages_per_address_per_second: Option<f64>,
+    pub message_burst_per_address: Option<u32>,
+    pub conversations_per_address_per_minute: Option<f64>,
     pub ping_interval_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub outbound_queue: Option<usize>,
@@ -394,6 +414,7 @@ impl ConfigFile {
         config.admin_token_sha256 = self.admin_token_sha256.or(config.admin_token_sha256);
         config.metrics_token_sha256 = self.metrics_token_sha256.or(config.metrics_token_sha256);
         config.kpi_refresh = self.kpi_refresh_ms.map_or(config.kpi_refresh, ms);
+        config.retention_sweep = self.retention_sweep_ms.map_or(config.retention_sweep, ms);
         config.watch_rules = self.watch_rules.unwrap_or(config.watch_rules);
         config.reload_debounce = self.reload_debounce_ms.map_or(config.reload_debounce, ms);
         config.allow_demo_tokens = self.allow_demo_tokens.unwrap_or(config.allow_demo_tokens);
@@ -403,6 +424,15 @@ impl ConfigFile {
         limits.max_frame_bytes = l.max_frame_bytes.unwrap_or(limits.max_frame_bytes);
         limits.messages_per_second = l.messages_per_second.unwrap_or(limits.messages_per_second);
         limits.message_burst = l.message_burst.unwrap_or(limits.message_burst);
+        limits.messages_per_address_per_second = l
+            .messages_per_address_per_second
+            .unwrap_or(limits.messages_per_address_per_second);
+        limits.message_burst_per_address = l
+            .message_burst_per_address
+            .unwrap_or(limits.message_burst_per_address);
+        limits.conversations_per_address_per_minute = l
+            .conversations_per_address_per_minute
+            .unwrap_or(limits.conversations_per_address_per_minute);
         limits.ping_interval = l.ping_interval_ms.map_or(limits.ping_interval, ms);
         limits.idle_timeout = l.idle_timeout_ms.map_or(limits.idle_timeout, ms);
         limits.outbound_queue = l.outbound_queue.unwrap_or(limits.outbound_queue);

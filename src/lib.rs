@@ -16,6 +16,7 @@ pub mod open_files;
 pub mod reload;
 pub mod reply;
 pub mod responder;
+pub mod retention;
 pub mod shop;
 pub mod source;
 pub mod staffing;
@@ -160,6 +161,16 @@ pub async fn start(config: &ServeConfig, clock: SharedClock) -> anyhow::Result<S
             clock: app.clock.clone(),
             metrics: app.metrics.clone(),
             every: config.kpi_refresh,
+        }
+        .run(shutdown.clone()),
+    );
+    tasks.spawn(
+        retention::Sweeper {
+            store: app.store.clone(),
+            rules: rules.clone(),
+            clock: app.clock.clone(),
+            metrics: app.metrics.clone(),
+            every: config.retention_sweep,
         }
         .run(shutdown.clone()),
     );

@@ -39,6 +39,13 @@ pub struct Metrics {
     /// Requests for a human refused because too many cases were opened lately, by shop and
     /// by the limit reached (address, shop): a handoff flood shows here.
     pub handoffs_refused: IntCounterVec,
+    /// Connections of buyers new to a shop refused because their address opened too many
+    /// conversations lately, by shop: a flood of fresh buyer ids shows here.
+    pub conversations_refused: IntCounterVec,
+    /// Rows deleted by the retention task, by table.
+    pub retention_deleted: IntCounterVec,
+    /// Retention sweeps finished.
+    pub retention_sweeps: prometheus::IntCounter,
     /// Error frames sent, by code.
     pub errors: IntCounterVec,
     /// Cases waiting for an agent, by shop.
@@ -110,6 +117,27 @@ impl Metrics {
                 "Requests for a human refused by the handoff rate limits, by limit reached.",
             ),
             &["shop", "limit"],
+        )
+        .expect("valid metric");
+        let conversations_refused = IntCounterVec::new(
+            Opts::new(
+                "autoresponder_conversations_refused_total",
+                "New conversations refused by the per-address limit.",
+            ),
+            &["shop"],
+        )
+        .expect("valid metric");
+        let retention_deleted = IntCounterVec::new(
+            Opts::new(
+                "autoresponder_retention_deleted_rows_total",
+                "Rows deleted because they were older than their shop keeps, by table.",
+            ),
+            &["table"],
+        )
+        .expect("valid metric");
+        let retention_sweeps = prometheus::IntCounter::new(
+            "autoresponder_retention_sweeps_total",
+            "Retention sweeps finished.",
         )
         .expect("valid metric");
         let errors = IntCounterVec::new(
@@ -188,6 +216,9 @@ impl Metrics {
             Box::new(reply_latency.clone()),
             Box::new(handoffs.clone()),
             Box::new(handoffs_refused.clone()),
+            Box::new(conversations_refused.clone()),
+            Box::new(retention_deleted.clone()),
+            Box::new(retention_sweeps.clone()),
             Box::new(errors.clone()),
             Box::new(queue_length.clone()),
             Box::new(longest_wait.clone()),
@@ -211,6 +242,9 @@ impl Metrics {
             reply_latency,
             handoffs,
             handoffs_refused,
+            conversations_refused,
+            retention_deleted,
+            retention_sweeps,
             errors,
             queue_length,
             longest_wait,

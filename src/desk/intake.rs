@@ -142,7 +142,7 @@ impl Intake {
 
 /// The unit an address is limited by: itself for IPv4, its /64 for IPv6 (one subscriber's
 /// line usually has a whole /64).
-fn group(address: IpAddr) -> IpAddr {
+pub fn group(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -44,6 +44,22 @@ pub enum CaseUpdate {
     Resolved,
 }
 
+/// Why a buyer's conversation was not opened.
+#[derive(Debug)]
+pub enum NotOpened {
+    /// The store failed.
+    Store(StoreError),
+    /// The buyer is new to the shop and their address opened too many conversations lately:
+    /// nothing was stored.
+    TooManyNew,
+}
+
+impl From<StoreError> for NotOpened {
+    fn from(error: StoreError) -> Self {
+        NotOpened::Store(error)
+    }
+}
+
 /// One live buyer's conversation. Dropping it detaches the buyer from the desk.
 pub struct BuyerSession {
     store: Arc<dyn Store>,
@@ -68,8 +84,9 @@ const RETRY_MAX: Duration = Duration::from_millis(800);
 impl BuyerSession {
     /// Opens (or continues) the buyer's conversation and links it to the desk before anything
     /// is read, so no push between now and then is missed. The pushes arrive in the inbox of
-    /// the returned [`Pushes`]. A step the store cannot commit is tried again for
-    /// `store_retry`.
+    /// the returned [`Pushes`]. A buyer new to the shop is let in only if `may_start` says
+    /// so; it is asked before anything is stored. A step the store cannot commit is tried
+    /// again for `store_retry`.
     pub async fn open(
         store: Arc<dyn Store>,
         desk: Arc<Desk>,
@@ -78,8 +95,13 @@ impl BuyerSession {
         address: IpAddr,
         now: DateTime<Utc>,
         store_retry: Duration,
-    ) -> Result<(BuyerSession, Pushes), StoreError> {
-        let conversation = store.open_conversation(shop, buyer, now).await?;
+        may_start: impl FnOnce() -> bool,
+    ) -> Result<(BuyerSession, Pushes), NotOpened> {
+        let conversation = match store.find_conversation(shop, buyer).await? {
+            Some(conversation) => conversation,
+            None if may_start() => store.open_conversation(shop, buyer, now).await?,
+            None => return Err(NotOpened::TooManyNew),
+        };
         let pushes = desk.attach_buyer(&conversation.id);
         let session = BuyerSession {
             store,

@@ -38,6 +38,16 @@ pub struct ShopFile {
     pub questions: QuestionsFile,
     #[serde(default)]
     pub followup: FollowupFile,
+    #[serde(default)]
+    pub retention: RetentionFile,
+}
+
+/// How long the shop keeps what its buyers and agents wrote; see `crate::retention`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionFile {
+    /// Days; absent: the default.
+    pub days: Option<Spanned<u64>>,
 }
 
 /// What makes a message a question; see `intents::asking`.

@@ -167,6 +167,8 @@ pub struct Shop {
     pub followup_window: chrono::TimeDelta,
     /// The file each intent and FAQ entry is written in, for operators' messages.
     pub origins: RuleOrigins,
+    /// How long conversations, cases and unanswered questions are kept (`[retention]`).
+    pub retention: chrono::TimeDelta,
 }
 
 /// The file (its name in the shop's folder) each rule of a shop is written in.

@@ -143,6 +143,59 @@ pub struct Exchange {
     pub at: DateTime<Utc>,
 }
 
+/// Longest unanswered question kept, in characters: enough to read what was asked, and a
+/// buyer's long random text costs little.
+pub const UNMATCHED_MAX_CHARS: usize = 200;
+
+/// `text` cut to [`UNMATCHED_MAX_CHARS`], as the unanswered questions keep it.
+fn unmatched_text(text: &str) -> &str {
+    match text.char_indices().nth(UNMATCHED_MAX_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
+/// What the retention task deletes, table by table, in this order ([`Expired::ALL`]): a
+/// conversation goes last, once nothing refers to it. Nothing of a conversation with an open
+/// case (queued or claimed) is ever deleted, however old.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// Messages written before the cutoff.
+    Messages,
+    /// Cases closed before the cutoff.
+    Handoffs,
+    /// Notes about buyers written before the cutoff.
+    Notes,
+    /// Unanswered questions last asked before the cutoff.
+    Unmatched,
+    /// Webhook events created before the cutoff, delivered or not.
+    Outbox,
+    /// Conversations started and last written before the cutoff, with nothing left in them.
+    Conversations,
+}
+
+impl Expired {
+    pub const ALL: [Expired; 6] = [
+        Expired::Messages,
+        Expired::Handoffs,
+        Expired::Notes,
+        Expired::Unmatched,
+        Expired::Outbox,
+        Expired::Conversations,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expired::Messages => "messages",
+            Expired::Handoffs => "handoffs",
+            Expired::Notes => "notes",
+            Expired::Unmatched => "unmatched",
+            Expired::Outbox => "outbox",
+            Expired::Conversations => "conversations",
+        }
+    }
+}
+
 /// A question nothing could answer, with how often it was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unmatched {
@@ -304,6 +357,13 @@ pub struct ShopStats {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// The conversation of `buyer` at `shop` if there is one; stores nothing.
+    async fn find_conversation(
+        &self,
+        shop: &str,
+        buyer: &str,
+    ) -> Result<Option<Conversation>, StoreError>;
+
     /// The conversation of `buyer` at `shop`, created empty on first contact.
     async fn open_conversation(
         &self,
@@ -409,6 +469,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// The most frequent unanswered questions of a shop, most frequent first.
     async fn unmatched(&self, shop: &str, limit: usize) -> Result<Vec<Unmatched>, StoreError>;
+
+    /// Deletes up to `batch` rows of `table` belonging to `shop` and older than `before`
+    /// (see [`Expired`]) in one statement; returns how many. Called until it deletes fewer
+    /// than `batch`.
+    async fn delete_expired(
+        &self,
+        table: Expired,
+        shop: &str,
+        before: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize, StoreError>;
+
+    /// Deletes up to `batch` of the shop's unanswered questions beyond the `keep` most
+    /// recently seen; returns how many. Called until it deletes fewer than `batch`.
+    async fn trim_unmatched(
+        &self,
+        shop: &str,
+        keep: usize,
+        batch: usize,
+    ) -> Result<usize, StoreError>;
 
     /// Starts following what the other nodes sharing this store commit and signal; `None`
     /// for a store only this process uses. Once this returns, nothing committed later is

@@ -178,7 +178,7 @@ impl Console {
         let too_many = "too many frames; slow down a little";
         let Some(frame) = self
             .outbound
-            .admit(parsed, limiter, too_many, |_| None)
+            .admit(parsed, || limiter.allow(), too_many, |_| None)
             .await?
         else {
             return Ok(());

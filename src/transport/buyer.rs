@@ -23,11 +23,11 @@ use tokio::time::Instant;
 
 use super::App;
 use super::outbound::{Closed, Outbound};
-use super::rate::RateLimiter;
+use super::rate::{Key, Rate};
 use super::wire::{BuyerFrame, ErrorCode, ServerFrame, parse_buyer_frame};
 use crate::clock::rfc3339;
 use crate::desk::{BuyerPush, Pushes};
-use crate::dialogue::{BuyerSession, CaseUpdate, ToBuyer};
+use crate::dialogue::{BuyerSession, CaseUpdate, NotOpened, ToBuyer};
 use crate::reply::ReplyKind;
 use crate::shop::Shop;
 use crate::store::BuyerMessage;
@@ -99,13 +99,18 @@ async fn session(
 ) {
     let connection = Connection {
         app,
+        buyer_bucket: Key::BuyerMessages {
+            shop: shop_id.clone(),
+            buyer,
+        },
+        address_bucket: Key::AddressMessages(crate::desk::intake::group(address)),
         shop_id,
         address,
         outbound,
     };
     // Opening and answering are boxed: a task is as large as its largest state, and most
     // connections spend their life idle in `read_loop`, which is small without them.
-    if let Ok((mut conversation, mut pushes)) = Box::pin(connection.open(&buyer)).await {
+    if let Ok((mut conversation, mut pushes)) = Box::pin(connection.open()).await {
         connection
             .read_loop(
                 &mut conversation,
@@ -123,6 +128,10 @@ struct Connection {
     shop_id: String,
     /// Where the buyer connects from, as the limits count it.
     address: std::net::IpAddr,
+    /// The buyer's own message bucket, shared by all their connections (it names the buyer).
+    buyer_bucket: Key,
+    /// The message bucket of everyone behind the buyer's address.
+    address_bucket: Key,
     outbound: Outbound,
 }
 
@@ -148,9 +157,17 @@ impl Connection {
 
     /// Opens the conversation and sends the buyer what their arrival brings: the welcome,
     /// agent replies written while they were away, and their place in the queue.
-    async fn open(&self, buyer: &str) -> Result<(BuyerSession, Pushes), Closed> {
+    async fn open(&self) -> Result<(BuyerSession, Pushes), Closed> {
+        let Key::BuyerMessages { buyer, .. } = &self.buyer_bucket else {
+            unreachable!("a buyer's bucket names the buyer")
+        };
         let now = self.app.clock.now();
         let app = &self.app;
+        let new_conversations = Key::AddressConversations(crate::desk::intake::group(self.address));
+        let may_start = || {
+            let rate = Rate::per_minute(app.limits.conversations_per_address_per_minute);
+            app.buckets.take(&[(&new_conversations, rate)])
+        };
         let opened = BuyerSession::open(
             app.store.clone(),
             app.desk.clone(),
@@ -159,11 +176,30 @@ impl Connection {
             self.address,
             now,
             app.limits.store_retry,
+            may_start,
         )
         .await;
         let (mut conversation, pushes) = match opened {
             Ok(opened) => opened,
-            Err(e) => {
+            Err(NotOpened::TooManyNew) => {
+                // Counted in `/metrics`; a log line per refusal would let a flood fill the disk.
+                app.metrics
+                    .conversations_refused
+                    .with_label_values(&[&self.shop_id])
+                    .inc();
+                self.outbound
+                    .send_error(
+                        ErrorCode::RateLimited,
+                        "too many new conversations from your network; please try again in a \
+                         minute",
+                    )
+                    .await?;
+                self.outbound
+                    .close(close_code::AGAIN, "too many new conversations")
+                    .await;
+                return Err(Closed);
+            }
+            Err(NotOpened::Store(e)) => {
                 tracing::error!(error = %e, "cannot open the conversation");
                 self.outbound
                     .send_error(
@@ -191,7 +227,6 @@ impl Connection {
         swaps: &mut tokio::sync::watch::Receiver<u64>,
     ) {
         let limits = self.app.limits.clone();
-        let mut limiter = RateLimiter::new(limits.messages_per_second, limits.message_burst);
         let mut ping = tokio::time::interval(limits.ping_interval);
         ping.tick().await;
         let mut last_heard = Instant::now();
@@ -243,7 +278,7 @@ impl Connection {
                     return;
                 }
                 Some(Ok(Message::Text(text))) => {
-                    Box::pin(self.on_text(conversation, text.as_str(), &mut limiter)).await
+                    Box::pin(self.on_text(conversation, text.as_str())).await
                 }
                 Some(Ok(Message::Binary(_))) => {
                     self.outbound
@@ -262,18 +297,13 @@ impl Connection {
         }
     }
 
-    async fn on_text(
-        &self,
-        conversation: &mut BuyerSession,
-        text: &str,
-        limiter: &mut RateLimiter,
-    ) -> Result<(), Closed> {
+    async fn on_text(&self, conversation: &mut BuyerSession, text: &str) -> Result<(), Closed> {
         let started = Instant::now();
         let parsed = parse_buyer_frame(text, self.app.limits.max_text_chars);
         let too_many = "too many messages; please wait a moment before sending more";
         let Some(BuyerFrame::Message { text, id }) = self
             .outbound
-            .admit(parsed, limiter, too_many, BuyerFrame::id)
+            .admit(parsed, || self.within_rate(), too_many, BuyerFrame::id)
             .await?
         else {
             return Ok(());
@@ -296,6 +326,25 @@ impl Connection {
             .reply_latency
             .observe(started.elapsed().as_secs_f64());
         result
+    }
+
+    /// Takes a token from the buyer's bucket and from their address's, which outlive this
+    /// connection: reconnecting does not refill them.
+    fn within_rate(&self) -> bool {
+        let limits = &self.app.limits;
+        self.app.buckets.take(&[
+            (
+                &self.buyer_bucket,
+                Rate::new(limits.messages_per_second, limits.message_burst),
+            ),
+            (
+                &self.address_bucket,
+                Rate::new(
+                    limits.messages_per_address_per_second,
+                    limits.message_burst_per_address,
+                ),
+            ),
+        ])
     }
 
     /// Something happened outside this conversation's loop: an agent wrote, the queue moved.

@@ -65,6 +65,8 @@ pub struct App {
     pub tracker: TaskTracker,
     /// Open connections, for the caps of `Limits`.
     slots: Arc<slots::Slots>,
+    /// Buyers' rate limits, which outlive their connections.
+    buckets: rate::Buckets,
     /// The last `/readyz` checks, shared by every probe.
     readiness: readiness::Readiness,
     next_connection: AtomicU64,
@@ -91,6 +93,7 @@ impl App {
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             slots: Arc::default(),
+            buckets: rate::Buckets::default(),
             readiness: readiness::Readiness::default(),
             next_connection: AtomicU64::new(1),
         }

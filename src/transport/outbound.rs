@@ -14,7 +14,6 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::rate::RateLimiter;
 use super::wire::{ErrorCode, FrameError, ServerFrame};
 use crate::telemetry::Metrics;
 
@@ -109,12 +108,13 @@ impl Outbound {
     }
 
     /// A client's frame as parsed, if it may be acted on: a mistake, or a frame over the
-    /// client's rate, is answered with its error frame instead and gives `None`. Both
-    /// answer the frame's id (`id_of`), when it has one.
+    /// client's rate (`within_rate` takes a token, or says there is none), is answered with
+    /// its error frame instead and gives `None`. Both answer the frame's id (`id_of`), when
+    /// it has one.
     pub async fn admit<T>(
         &self,
         parsed: Result<T, FrameError>,
-        limiter: &mut RateLimiter,
+        within_rate: impl FnOnce() -> bool,
         too_many: &str,
         id_of: impl FnOnce(&T) -> Option<&Value>,
     ) -> Result<Option<T>, Closed> {
@@ -128,7 +128,7 @@ impl Outbound {
                     .map(|()| None);
             }
         };
-        if !limiter.allow() {
+        if !within_rate() {
             self.send_error_to(ErrorCode::RateLimited, too_many, id_of(&frame))
                 .await?;
             return Ok(None);

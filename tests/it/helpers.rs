@@ -53,6 +53,9 @@ pub const METRICS_TOKEN: &str = "metrics-token";
 /// ([`TestApp::fresh_kpis`]) rather than waiting.
 pub const KPI_REFRESH: Duration = Duration::from_secs(10);
 
+/// How often a test service runs its retention sweep ([`TestApp::fresh_sweep`]).
+pub const RETENTION_SWEEP: Duration = Duration::from_secs(10);
+
 pub struct TestApp {
     pub address: std::net::SocketAddr,
     pub clock: ManualClock,
@@ -234,6 +237,7 @@ impl TestApp {
                 autoresponder::shop::staff::token_hash(METRICS_TOKEN),
             )),
             kpi_refresh: KPI_REFRESH,
+            retention_sweep: RETENTION_SWEEP,
             watch_rules: true,
             reload_debounce: Duration::from_millis(50),
             reload_guard: Default::default(),
@@ -364,6 +368,33 @@ impl TestApp {
         .await
         .expect("the KPIs are recomputed");
         self.scrape().await
+    }
+
+    /// Retention sweeps finished so far.
+    pub async fn retention_sweeps(&self) -> u64 {
+        let (_, body) = self.http_get("/metrics").await;
+        body.lines()
+            .find_map(|l| l.strip_prefix("autoresponder_retention_sweeps_total "))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    }
+
+    /// Runs one more retention sweep by moving tokio's clock to it, and waits until it is
+    /// done (a guarded poll of its counter: the sweep runs in the service's own task).
+    pub async fn fresh_sweep(&self) {
+        let wait_for = |more_than: u64| async move {
+            tokio::time::timeout(PATIENCE, async {
+                while self.retention_sweeps().await <= more_than {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .expect("the retention sweep runs");
+        };
+        // The sweep made at start-up first, so that the one awaited is the next.
+        wait_for(0).await;
+        let before = self.retention_sweeps().await;
+        advance_timers(RETENTION_SWEEP).await;
+        wait_for(before).await;
     }
 
     /// Reads the store directly, as an operator would.

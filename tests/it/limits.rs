@@ -327,3 +327,100 @@ async fn a_shop_with_a_secret_takes_only_signed_buyers_from_its_own_pages() {
     );
     app.shutdown().await;
 }
+
+/// The next frame that is not a welcome (a returning buyer may or may not be greeted again).
+async fn after_any_welcome(buyer: &mut crate::helpers::Client) -> serde_json::Value {
+    loop {
+        let frame = buyer.frame().await;
+        if frame["kind"] != "welcome" {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn reconnecting_does_not_reset_a_buyers_rate_limit() {
+    // A token a minute: no refill to speak of while the test runs, only the bursts count.
+    let app = TestApp::start_with(Limits {
+        messages_per_second: 1.0 / 60.0,
+        message_burst: 3,
+        messages_per_address_per_second: 1.0 / 60.0,
+        message_burst_per_address: 5,
+        ..Limits::default()
+    })
+    .await;
+    let mut buyer = app.buyer("hopper").await.welcomed().await;
+    for i in 0..3 {
+        let replies = buyer.ask("包邮吗", &format!("h{i}"), "answer").await;
+        assert_eq!(replies[0]["intent"], "free_shipping");
+    }
+    buyer.say("包邮吗", "over").await;
+    expect_error(&mut buyer, "rate_limited").await;
+
+    // A new connection of the same buyer finds the same empty bucket.
+    drop(buyer);
+    let mut again = app.buyer("hopper").await;
+    again.say("包邮吗", "fresh?").await;
+    let frame = after_any_welcome(&mut again).await;
+    assert_eq!(frame["code"], "rate_limited", "{frame}");
+
+    // Another buyer from the same address has their own bucket, within the address's.
+    let mut neighbour = app.buyer("neighbour").await.welcomed().await;
+    for i in 0..2 {
+        let replies = neighbour.ask("包邮吗", &format!("n{i}"), "answer").await;
+        assert_eq!(replies[0]["intent"], "free_shipping");
+    }
+    // The address's burst (5) is spent now, whoever asks and however they connect.
+    neighbour.say("包邮吗", "n2").await;
+    expect_error(&mut neighbour, "rate_limited").await;
+    let mut newcomer = app.buyer("newcomer").await.welcomed().await;
+    newcomer.say("包邮吗", "x").await;
+    expect_error(&mut newcomer, "rate_limited").await;
+
+    // Time refills the buckets as before (a jump shorter than the idle timeout).
+    crate::helpers::advance_timers(Duration::from_secs(61)).await;
+    let replies = again.ask("包邮吗", "later", "answer").await;
+    assert_eq!(replies[0]["intent"], "free_shipping");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn new_conversations_per_address_are_limited_before_anything_is_stored() {
+    let app = TestApp::start_with(Limits {
+        conversations_per_address_per_minute: 3.0,
+        ..Limits::default()
+    })
+    .await;
+    let first = app.buyer("fresh-0").await.welcomed().await;
+    for i in 1..3 {
+        app.buyer(&format!("fresh-{i}")).await.welcomed().await;
+    }
+    // A fourth fresh buyer id from the same address: told why, closed with 1013.
+    let mut refused = app.buyer("fresh-3").await;
+    expect_error(&mut refused, "rate_limited").await;
+    match refused.next().await {
+        Incoming::Closed(Some(frame)) => assert_eq!(u16::from(frame.code), 1013),
+        other => panic!("expected close 1013, got {other:?}"),
+    }
+    let stored: Vec<String> = app.query("SELECT buyer FROM conversations ORDER BY buyer");
+    assert_eq!(stored, ["fresh-0", "fresh-1", "fresh-2"]);
+    let (_, metrics) = app.http_get("/metrics").await;
+    assert!(
+        metrics.contains("autoresponder_conversations_refused_total{shop=\"default\"} 1"),
+        "{metrics}"
+    );
+
+    // Buyers the shop knows still come back, and the open conversations go on.
+    drop(first);
+    let mut back = app.buyer("fresh-0").await;
+    back.say("包邮吗", "back").await;
+    let frame = after_any_welcome(&mut back).await;
+    assert_eq!(frame["intent"], "free_shipping", "{frame}");
+
+    // A third of a minute later there is room for one more.
+    crate::helpers::advance_timers(Duration::from_secs(20)).await;
+    app.buyer("fresh-3").await.welcomed().await;
+    let mut over = app.buyer("fresh-4").await;
+    expect_error(&mut over, "rate_limited").await;
+    app.shutdown().await;
+}

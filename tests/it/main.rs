@@ -19,6 +19,7 @@ mod outage;
 mod pages;
 mod pg;
 mod reload;
+mod retention;
 mod startup;
 mod store_contract;
 mod webhooks;

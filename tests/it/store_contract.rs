@@ -9,9 +9,9 @@ use autoresponder::conversation::{Answered, ConversationState, Topic};
 use autoresponder::intents::HandoffPriority;
 use autoresponder::reply::{Reply, ReplyKind};
 use autoresponder::store::{
-    AgentMessage, BuyerMessage, Change, ClaimOutcome, Conversation, Exchange, Feed, Handoff,
-    HandoffStatus, Note, OutboxEvent, Recorded, ResolveOutcome, SqliteStore, SqliteTuning, Store,
-    StoreError,
+    AgentMessage, BuyerMessage, Change, ClaimOutcome, Conversation, Exchange, Expired, Feed,
+    Handoff, HandoffStatus, Note, OutboxEvent, Recorded, ResolveOutcome, SqliteStore, SqliteTuning,
+    Store, StoreError, UNMATCHED_MAX_CHARS,
 };
 use chrono::{DateTime, Utc};
 
@@ -74,6 +74,9 @@ contract!(
     the_topic_of_the_last_answer_survives_a_reopen,
     the_commit_check_commits_until_the_store_is_closed,
     a_resent_message_is_stored_once_and_gets_its_first_answer,
+    finding_a_conversation_stores_nothing,
+    retention_deletes_what_is_old_but_never_an_open_case,
+    unmatched_questions_are_truncated_and_trimmed_to_the_most_recent,
 );
 
 const NOW: &str = "2026-11-11T00:05:00+08:00";
@@ -253,6 +256,48 @@ fn event(id: &str) -> OutboxEvent {
         event: "handoff.claimed".into(),
         body: format!("{{\"id\":\"{id}\"}}"),
     }
+}
+
+async fn finding_a_conversation_stores_nothing(backend: &Backend) {
+    let store = backend.open().await;
+    let missing = store
+        .find_conversation("default", "stranger")
+        .await
+        .unwrap();
+    assert_eq!(missing, None);
+    assert_eq!(
+        store
+            .find_conversation("default", "stranger")
+            .await
+            .unwrap(),
+        None,
+        "looking did not create it"
+    );
+    let handed = handed_off(store.as_ref(), "known", "h-find").await;
+    let found = store
+        .find_conversation("default", "known")
+        .await
+        .unwrap()
+        .expect("an opened conversation is found");
+    assert_eq!(found.id, handed.id);
+    assert_eq!(found.state.open_handoff.as_deref(), Some("h-find"));
+    assert_eq!(
+        store.find_conversation("other", "known").await.unwrap(),
+        None,
+        "shops do not share buyers"
+    );
+    // The case resolved: the conversation found no longer names it.
+    store
+        .claim("h-find", "mei", at(NOW), Vec::new())
+        .await
+        .unwrap();
+    store
+        .resolve("h-find", "mei", at(NOW), Vec::new())
+        .await
+        .unwrap();
+    let found = store.find_conversation("default", "known").await.unwrap();
+    assert_eq!(found.unwrap().state.open_handoff, None);
+    store.close().await;
 }
 
 async fn an_exchange_is_stored_whole_and_the_buyer_continues_after_a_reopen(backend: &Backend) {
@@ -1018,5 +1063,239 @@ async fn sqlite_rewinds_its_log_once_it_is_long() {
         .unwrap()
         .len();
     assert_eq!(written, 3 * exchanges, "every message is stored");
+    store.close().await;
+}
+
+/// Deletes everything of `shop` older than `before`, table by table, in batches of two (so
+/// that batching itself is exercised); returns the rows deleted per table.
+async fn sweep_expired(store: &dyn Store, shop: &str, before: DateTime<Utc>) -> Vec<usize> {
+    let mut deleted = Vec::new();
+    for table in Expired::ALL {
+        let mut total = 0;
+        loop {
+            let n = store.delete_expired(table, shop, before, 2).await.unwrap();
+            assert!(n <= 2, "{table:?} deleted {n} in one batch of 2");
+            total += n;
+            if n < 2 {
+                break;
+            }
+        }
+        deleted.push(total);
+    }
+    deleted
+}
+
+async fn retention_deletes_what_is_old_but_never_an_open_case(backend: &Backend) {
+    let store = backend.open().await;
+    let old = at("2026-01-01T00:00:00Z");
+    let recent = at("2026-11-01T00:00:00Z");
+    let cutoff = at("2026-06-01T00:00:00Z");
+
+    // An old conversation of three exchanges (nine messages) with a webhook event, and a
+    // note about its buyer.
+    let gone = store
+        .open_conversation("default", "gone", old)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let mut e = exchange(&gone, "在吗", old);
+        e.events = vec![event(&format!("ev-{}", uuid_like()))];
+        store.record(e).await.unwrap();
+    }
+    store
+        .add_note(
+            Note {
+                shop: "default".into(),
+                buyer: "gone".into(),
+                agent: "mei".into(),
+                text: "老顾客".into(),
+                at: old,
+            },
+            &gone.id,
+        )
+        .await
+        .unwrap();
+    // An old case, resolved long ago.
+    let done = store
+        .open_conversation("default", "done", old)
+        .await
+        .unwrap();
+    let mut handing_off = exchange(&done, "我要投诉", old);
+    handing_off.state.open_handoff = Some("h-done".into());
+    handing_off.handoff = Some(new_case(
+        &done,
+        "h-done",
+        "complaint",
+        HandoffPriority::High,
+    ));
+    handing_off.unmatched = None;
+    store.record(handing_off).await.unwrap();
+    store.claim("h-done", "mei", old, Vec::new()).await.unwrap();
+    store
+        .resolve("h-done", "mei", old, Vec::new())
+        .await
+        .unwrap();
+    // An old case still open: it and its conversation stay, whatever their age.
+    let waiting = store
+        .open_conversation("default", "waiting", old)
+        .await
+        .unwrap();
+    let mut handing_off = exchange(&waiting, "我要投诉", old);
+    handing_off.state.open_handoff = Some("h-open".into());
+    handing_off.handoff = Some(new_case(
+        &waiting,
+        "h-open",
+        "complaint",
+        HandoffPriority::High,
+    ));
+    handing_off.unmatched = None;
+    store.record(handing_off).await.unwrap();
+    // A recent conversation, and an old one that went on recently.
+    let fresh = store
+        .open_conversation("default", "fresh", recent)
+        .await
+        .unwrap();
+    store
+        .record(exchange(&fresh, "有货吗", recent))
+        .await
+        .unwrap();
+    let returning = store
+        .open_conversation("default", "returning", old)
+        .await
+        .unwrap();
+    store
+        .record(exchange(&returning, "还在吗", old))
+        .await
+        .unwrap();
+    store
+        .record(exchange(&returning, "发货了吗", recent))
+        .await
+        .unwrap();
+    // Another shop keeps its own: nothing of it goes with this shop's sweep.
+    let elsewhere = store.open_conversation("other", "gone", old).await.unwrap();
+    store
+        .record(exchange(&elsewhere, "在吗", old))
+        .await
+        .unwrap();
+
+    let deleted = sweep_expired(store.as_ref(), "default", cutoff).await;
+    let by_table: Vec<(&str, usize)> = Expired::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .zip(deleted)
+        .collect();
+    assert_eq!(
+        by_table,
+        [
+            // gone 9, done 3, returning's first exchange 3
+            ("messages", 15),
+            ("handoffs", 1),
+            ("notes", 1),
+            // "在吗" and "还在吗" were last asked long ago; "有货吗" and "发货了吗" recently
+            ("unmatched", 2),
+            ("outbox", 3),
+            ("conversations", 2),
+        ]
+    );
+    for (buyer, kept) in [
+        ("gone", false),
+        ("done", false),
+        ("waiting", true),
+        ("fresh", true),
+        ("returning", true),
+    ] {
+        let found = store.find_conversation("default", buyer).await.unwrap();
+        assert_eq!(found.is_some(), kept, "{buyer}");
+    }
+    let open = store.open_handoffs(Some("default")).await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].id, "h-open");
+    assert_eq!(store.handoffs(Some("default")).await.unwrap().len(), 1);
+    assert_eq!(store.transcript(&waiting.id, 100).await.unwrap().len(), 3);
+    let returning_lines = store.transcript(&returning.id, 100).await.unwrap();
+    assert_eq!(returning_lines.len(), 3);
+    assert_eq!(returning_lines[0].text, "发货了吗");
+    assert_eq!(store.transcript(&elsewhere.id, 100).await.unwrap().len(), 3);
+    let profile = store.buyer_profile("default", "gone", "").await.unwrap();
+    assert!(profile.notes.is_empty());
+    let mut left: Vec<String> = store
+        .unmatched("default", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.text)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["发货了吗", "有货吗"]);
+
+    // A second sweep finds nothing more; the open case is still there to claim.
+    let again = sweep_expired(store.as_ref(), "default", cutoff).await;
+    assert!(again.iter().all(|&n| n == 0), "{again:?}");
+    let claimed = store
+        .claim("h-open", "lan", recent, Vec::new())
+        .await
+        .unwrap();
+    assert!(matches!(claimed, ClaimOutcome::Claimed(_)), "{claimed:?}");
+    store.close().await;
+}
+
+/// A different id each call, for events that must not collide.
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
+async fn unmatched_questions_are_truncated_and_trimmed_to_the_most_recent(backend: &Backend) {
+    let store = backend.open().await;
+    let conversation = store
+        .open_conversation("default", "asker", at(NOW))
+        .await
+        .unwrap();
+    let long = "长".repeat(2000);
+    store
+        .record(exchange(&conversation, &long, at(NOW)))
+        .await
+        .unwrap();
+    store
+        .record(exchange(&conversation, &long, at(NOW)))
+        .await
+        .unwrap();
+    let stored = store.unmatched("default", 10).await.unwrap();
+    assert_eq!(stored.len(), 1, "the same long text counts as one question");
+    assert_eq!(stored[0].text.chars().count(), UNMATCHED_MAX_CHARS);
+    assert_eq!(stored[0].count, 2);
+
+    // Five more questions, each seen a minute after the one before.
+    for n in 0..5 {
+        let seen = at(NOW) + chrono::Duration::minutes(n + 1);
+        store
+            .record(exchange(&conversation, &format!("问题{n}"), seen))
+            .await
+            .unwrap();
+    }
+    let mut trimmed = 0;
+    loop {
+        let n = store.trim_unmatched("default", 3, 1).await.unwrap();
+        assert!(n <= 1);
+        trimmed += n;
+        if n == 0 {
+            break;
+        }
+    }
+    assert_eq!(trimmed, 3, "six questions, three kept");
+    let mut kept: Vec<String> = store
+        .unmatched("default", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.text)
+        .collect();
+    kept.sort();
+    assert_eq!(
+        kept,
+        ["问题2", "问题3", "问题4"],
+        "the most recently seen stay"
+    );
     store.close().await;
 }

@@ -305,6 +305,9 @@ const SERVICE_CONFIG: &str = "\
 [limits]
 messages_per_second = 1000000.0
 message_burst = 1000000
+messages_per_address_per_second = 1000000.0
+message_burst_per_address = 1000000
+conversations_per_address_per_minute = 1000000.0
 agent_frames_per_second = 1000000.0
 agent_frame_burst = 1000000
 max_connections = 100000

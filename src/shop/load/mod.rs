@@ -14,6 +14,7 @@ mod followup;
 mod hours;
 mod intents;
 mod replies;
+mod retention;
 mod shipping;
 mod synonyms;
 mod widget;
@@ -160,6 +161,7 @@ fn build_shop(
         .and_then(|text| ctx.complaints_file(&folder.join(COMPLAINTS_FILE), text, &specs));
     let widget = ctx.widget(&shop_src, &shop_file.widget);
     let followup_window = ctx.followup_window(&shop_src, &shop_file.followup);
+    let retention = ctx.retention(&shop_src, &shop_file.retention);
     let faq_rule = faq::faq_rule(&shop_file.faq);
     let (faq_index, faq_questions, faq_origins) = match ctx.faq(id, faq, faq_rule) {
         Some(loaded) => (Some(loaded.index), Some(loaded.questions), loaded.origins),
@@ -222,6 +224,7 @@ fn build_shop(
                 intents: intent_origins,
                 faq: faq_origins,
             },
+            retention,
         }),
         _ => Err(errors),
     }
@@ -542,6 +545,29 @@ mod tests {
             "{errors:#?}"
         );
         assert!(window("[followup]\nwindow = 60").unwrap_err()[0].contains("unknown field"));
+    }
+
+    #[test]
+    fn retention_defaults_to_half_a_year_and_is_checked_with_its_line() {
+        let shipped = shipped(SHOP_FILE);
+        let days = |table: &str| {
+            load_with_shop_file(format!("{shipped}\n{table}\n"))
+                .map(|shop| shop.retention.num_days())
+                .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        assert_eq!(days(""), Ok(180));
+        assert_eq!(days("[retention]\ndays = 30"), Ok(30));
+        let line = shipped.lines().count() + 3;
+        for bad in ["0", "100000"] {
+            let errors = days(&format!("[retention]\ndays = {bad}")).unwrap_err();
+            assert!(
+                errors.len() == 1
+                    && errors[0].starts_with(&format!("shop/shop.toml:{line}:"))
+                    && errors[0].contains("from 1 to 3650"),
+                "{errors:#?}"
+            );
+        }
+        assert!(days("[retention]\nmonths = 6").unwrap_err()[0].contains("unknown field"));
     }
 
     #[test]

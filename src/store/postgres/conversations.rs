@@ -12,15 +12,15 @@ use crate::store::stats::StatsWalk;
 use crate::store::{
     AgentMessage, Change, Conversation, Exchange, PendingMessage, Recorded, Sender, ShopStats,
     StoreError, TranscriptLine, Unmatched, decode_state, encode_state, forget_closed_handoff,
-    resend_of, stored_reply,
+    resend_of, stored_reply, unmatched_text,
 };
 
-pub async fn open(
+/// The conversation of `buyer` at `shop`, if it exists; reads only.
+pub async fn find(
     c: &impl GenericClient,
     shop: &str,
     buyer: &str,
-    now: DateTime<Utc>,
-) -> Result<Conversation, StoreError> {
+) -> Result<Option<Conversation>, StoreError> {
     // The state names its open handoff; the handoffs table is the truth about whether it is
     // still open (it may have been resolved while the buyer's state was being written).
     let existing = query_opt(
@@ -31,37 +31,49 @@ pub async fn open(
         &[&shop, &buyer],
     )
     .await?;
-    let (id, state) = match existing {
-        Some(row) => {
-            let (id, state, status): (String, String, Option<String>) =
-                (column(&row, 0)?, column(&row, 1)?, column(&row, 2)?);
-            let mut state = decode_state(&id, &state)?;
-            if state.open_handoff.is_some() {
-                forget_closed_handoff(&mut state, status.as_deref());
-            }
-            (id, state)
-        }
-        None => {
-            let id = uuid::Uuid::now_v7().to_string();
-            // Two connections of a new buyer may race: the loser reads the winner's row.
-            let inserted = super::execute(
-                c,
-                "INSERT INTO conversations (id, shop, buyer, state, created_at, updated_at)
-                 VALUES ($1, $2, $3, '{}', $4, $4) ON CONFLICT (shop, buyer) DO NOTHING",
-                &[&id, &shop, &buyer, &now],
-            )
-            .await?;
-            if inserted == 0 {
-                return Box::pin(open(c, shop, buyer, now)).await;
-            }
-            (id, ConversationState::default())
-        }
+    let Some(row) = existing else {
+        return Ok(None);
     };
-    Ok(Conversation {
+    let (id, state, status): (String, String, Option<String>) =
+        (column(&row, 0)?, column(&row, 1)?, column(&row, 2)?);
+    let mut state = decode_state(&id, &state)?;
+    if state.open_handoff.is_some() {
+        forget_closed_handoff(&mut state, status.as_deref());
+    }
+    Ok(Some(Conversation {
         id,
         shop: shop.to_string(),
         buyer: buyer.to_string(),
         state,
+    }))
+}
+
+pub async fn open(
+    c: &impl GenericClient,
+    shop: &str,
+    buyer: &str,
+    now: DateTime<Utc>,
+) -> Result<Conversation, StoreError> {
+    if let Some(existing) = find(c, shop, buyer).await? {
+        return Ok(existing);
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    // Two connections of a new buyer may race: the loser reads the winner's row.
+    let inserted = super::execute(
+        c,
+        "INSERT INTO conversations (id, shop, buyer, state, created_at, updated_at)
+         VALUES ($1, $2, $3, '{}', $4, $4) ON CONFLICT (shop, buyer) DO NOTHING",
+        &[&id, &shop, &buyer, &now],
+    )
+    .await?;
+    if inserted == 0 {
+        return Box::pin(open(c, shop, buyer, now)).await;
+    }
+    Ok(Conversation {
+        id,
+        shop: shop.to_string(),
+        buyer: buyer.to_string(),
+        state: ConversationState::default(),
     })
 }
 
@@ -136,7 +148,7 @@ pub async fn write_exchanges(
         if let Some(text) = &exchange.unmatched {
             u_conversations.push(conversation);
             u_shops.push(exchange.shop.as_str());
-            u_texts.push(text.as_str());
+            u_texts.push(unmatched_text(text));
             u_ats.push(exchange.at);
         }
     }

@@ -11,6 +11,7 @@ mod conversations;
 mod handoffs;
 mod notices;
 mod outbox;
+mod retention;
 mod schema;
 
 use std::str::FromStr;
@@ -24,9 +25,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
 use super::{
-    AgentMessage, BuyerProfile, Change, ClaimOutcome, Conversation, Exchange, Feed, Handoff, Note,
-    OutboxEvent, OutboxItem, PendingMessage, Recorded, ResolveOutcome, ShopStats, Store,
-    StoreError, TranscriptLine, Unmatched,
+    AgentMessage, BuyerProfile, Change, ClaimOutcome, Conversation, Exchange, Expired, Feed,
+    Handoff, Note, OutboxEvent, OutboxItem, PendingMessage, Recorded, ResolveOutcome, ShopStats,
+    Store, StoreError, TranscriptLine, Unmatched,
 };
 
 /// How to reach the database.
@@ -177,6 +178,14 @@ fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
 
 #[async_trait]
 impl Store for PgStore {
+    async fn find_conversation(
+        &self,
+        shop: &str,
+        buyer: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        conversations::find(&self.client().await?, shop, buyer).await
+    }
+
     async fn open_conversation(
         &self,
         shop: &str,
@@ -316,6 +325,25 @@ impl Store for PgStore {
         limit: usize,
     ) -> Result<Vec<TranscriptLine>, StoreError> {
         conversations::transcript(&self.client().await?, conversation, limit).await
+    }
+
+    async fn delete_expired(
+        &self,
+        table: Expired,
+        shop: &str,
+        before: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        retention::delete_expired(&self.client().await?, table, shop, before, batch).await
+    }
+
+    async fn trim_unmatched(
+        &self,
+        shop: &str,
+        keep: usize,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        retention::trim_unmatched(&self.client().await?, shop, keep, batch).await
     }
 
     async fn unmatched(&self, shop: &str, limit: usize) -> Result<Vec<Unmatched>, StoreError> {

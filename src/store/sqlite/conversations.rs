@@ -9,15 +9,11 @@ use crate::conversation::ConversationState;
 use crate::store::{
     AgentMessage, Conversation, Exchange, PendingMessage, Recorded, Sender, StoreError,
     TranscriptLine, Unmatched, decode_state, encode_state, forget_closed_handoff, format_time,
-    parse_time, resend_of, stored_reply,
+    parse_time, resend_of, stored_reply, unmatched_text,
 };
 
-pub fn open(
-    c: &Connection,
-    shop: &str,
-    buyer: &str,
-    now: DateTime<Utc>,
-) -> Result<Conversation, StoreError> {
+/// The conversation of `buyer` at `shop`, if it exists; reads only.
+pub fn find(c: &Connection, shop: &str, buyer: &str) -> Result<Option<Conversation>, StoreError> {
     let existing = query_row(
         c,
         "SELECT id, state FROM conversations WHERE shop = ?1 AND buyer = ?2",
@@ -26,40 +22,52 @@ pub fn open(
     )
     .optional()
     .map_err(unavailable)?;
-    let (id, state) = match existing {
-        Some((id, state)) => {
-            let mut state = decode_state(&id, &state)?;
-            if let Some(handoff) = &state.open_handoff {
-                let status: Option<String> = query_row(
-                    c,
-                    "SELECT status FROM handoffs WHERE id = ?1",
-                    params![handoff],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(unavailable)?;
-                forget_closed_handoff(&mut state, status.as_deref());
-            }
-            (id, state)
-        }
-        None => {
-            let id = uuid::Uuid::now_v7().to_string();
-            let at = format_time(now);
-            execute(
-                c,
-                "INSERT INTO conversations (id, shop, buyer, state, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, '{}', ?4, ?4)",
-                params![id, shop, buyer, at],
-            )
-            .map_err(unavailable)?;
-            (id, ConversationState::default())
-        }
+    let Some((id, state)) = existing else {
+        return Ok(None);
     };
-    Ok(Conversation {
+    let mut state = decode_state(&id, &state)?;
+    if let Some(handoff) = &state.open_handoff {
+        let status: Option<String> = query_row(
+            c,
+            "SELECT status FROM handoffs WHERE id = ?1",
+            params![handoff],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+        forget_closed_handoff(&mut state, status.as_deref());
+    }
+    Ok(Some(Conversation {
         id,
         shop: shop.to_string(),
         buyer: buyer.to_string(),
         state,
+    }))
+}
+
+pub fn open(
+    c: &Connection,
+    shop: &str,
+    buyer: &str,
+    now: DateTime<Utc>,
+) -> Result<Conversation, StoreError> {
+    if let Some(existing) = find(c, shop, buyer)? {
+        return Ok(existing);
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let at = format_time(now);
+    execute(
+        c,
+        "INSERT INTO conversations (id, shop, buyer, state, created_at, updated_at)
+         VALUES (?1, ?2, ?3, '{}', ?4, ?4)",
+        params![id, shop, buyer, at],
+    )
+    .map_err(unavailable)?;
+    Ok(Conversation {
+        id,
+        shop: shop.to_string(),
+        buyer: buyer.to_string(),
+        state: ConversationState::default(),
     })
 }
 
@@ -190,7 +198,7 @@ fn write(c: &Connection, exchange: &Exchange) -> Result<(), StoreError> {
             "INSERT INTO unmatched (shop, text, count, first_seen, last_seen)
              VALUES (?1, ?2, 1, ?3, ?3)
              ON CONFLICT (shop, text) DO UPDATE SET count = count + 1, last_seen = ?3",
-            params![exchange.shop, text, at],
+            params![exchange.shop, unmatched_text(text), at],
         )
         .map_err(unavailable)?;
     }

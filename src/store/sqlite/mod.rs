@@ -21,6 +21,7 @@ mod checkpoint;
 mod conversations;
 mod handoffs;
 mod outbox;
+mod retention;
 mod schema;
 mod stats;
 
@@ -38,9 +39,9 @@ use rusqlite::{Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AgentMessage, BuyerProfile, ClaimOutcome, Conversation, Exchange, Handoff, Note, OutboxEvent,
-    OutboxItem, PendingMessage, Recorded, ResolveOutcome, ShopStats, Store, StoreError,
-    TranscriptLine, Unmatched,
+    AgentMessage, BuyerProfile, ClaimOutcome, Conversation, Exchange, Expired, Handoff, Note,
+    OutboxEvent, OutboxItem, PendingMessage, Recorded, ResolveOutcome, ShopStats, Store,
+    StoreError, TranscriptLine, Unmatched,
 };
 
 /// Jobs waiting for the writer thread; senders wait when it is full.
@@ -204,6 +205,16 @@ fn open_reader(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connecti
 
 #[async_trait]
 impl Store for SqliteStore {
+    async fn find_conversation(
+        &self,
+        shop: &str,
+        buyer: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        let (shop, buyer) = (shop.to_string(), buyer.to_string());
+        self.read(move |c| conversations::find(c, &shop, &buyer))
+            .await
+    }
+
     async fn open_conversation(
         &self,
         shop: &str,
@@ -349,6 +360,29 @@ impl Store for SqliteStore {
     ) -> Result<Vec<TranscriptLine>, StoreError> {
         let conversation = conversation.to_string();
         self.read(move |c| conversations::transcript(c, &conversation, limit))
+            .await
+    }
+
+    async fn delete_expired(
+        &self,
+        table: Expired,
+        shop: &str,
+        before: DateTime<Utc>,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let shop = shop.to_string();
+        self.write(move |c| retention::delete_expired(c, table, &shop, before, batch))
+            .await
+    }
+
+    async fn trim_unmatched(
+        &self,
+        shop: &str,
+        keep: usize,
+        batch: usize,
+    ) -> Result<usize, StoreError> {
+        let shop = shop.to_string();
+        self.write(move |c| retention::trim_unmatched(c, &shop, keep, batch))
             .await
     }
 

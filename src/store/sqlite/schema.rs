@@ -97,6 +97,18 @@ CREATE TABLE readiness (
 CREATE INDEX messages_by_client_id ON messages (conversation, client_id)
     WHERE client_id IS NOT NULL;
 "#,
+    // The least recently seen unanswered questions of a shop, found without a scan.
+    r#"
+CREATE INDEX unmatched_by_last_seen ON unmatched (shop, last_seen);
+"#,
+    // Retention: what is old is found by time, shop by shop, without a scan.
+    r#"
+CREATE INDEX messages_by_time ON messages (at);
+CREATE INDEX conversations_by_age ON conversations (shop, created_at);
+CREATE INDEX handoffs_by_conversation ON handoffs (conversation);
+CREATE INDEX notes_by_time ON notes (shop, at);
+CREATE INDEX outbox_by_age ON outbox (shop, created_at);
+"#,
 ];
 
 pub fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {

@@ -141,8 +141,8 @@ impl Intake {
 }
 
 /// The unit an address is limited by: itself for IPv4, its /64 for IPv6 (one subscriber's
-/// line usually has a whole /64).
-fn group(address: IpAddr) -> IpAddr {
+/// line usually has a whole /64). The connection caps count by it too.
+pub fn group(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -81,7 +81,7 @@ pub async fn upgrade(
     let span = tracing::info_span!("buyer", conn_id, shop = %shop_id);
     let address = app.client_address(remote, &headers);
     let run = move |app, stream, outbound| session(app, shop_id, buyer, address, stream, outbound);
-    super::accept_socket(app, remote, &headers, ws, span, "buyer", run)
+    super::accept_socket(app, remote, &headers, ws, span, super::Side::Buyer, run)
 }
 
 async fn session(

@@ -56,11 +56,25 @@ pub struct Limits {
     /// included) after connecting, or between two requests on a keep-alive connection,
     /// before the connection is closed; bounds half-open (slowloris) connections.
     pub header_read_timeout: Duration,
-    /// Open websocket connections in all; past it new ones get HTTP 503.
+    /// Open buyer websockets in all; past it new ones get HTTP 503.
     pub max_connections: usize,
-    /// Open websocket connections from one remote address (buyers behind one carrier NAT
-    /// share an address, so this is generous).
+    /// Open buyer websockets from one remote address, IPv6 grouped by /64 (buyers behind one
+    /// carrier NAT share an address, so this is generous).
     pub max_connections_per_address: usize,
+    /// Open agent console websockets in all, counted apart from buyers so that buyers cannot
+    /// push agents out; past it new ones get HTTP 503.
+    pub max_agent_connections: usize,
+    /// Open agent console websockets from one remote address (IPv6 by /64).
+    pub max_agent_connections_per_address: usize,
+    /// Open TCP connections in all, whatever they carry (page loads, half-sent requests,
+    /// idle keep-alives, websockets, which keep their place once upgraded). Past it a new
+    /// connection gets a bare HTTP 503 and is closed before anything is read. Above
+    /// `max_connections + max_agent_connections`, or those cannot be reached.
+    pub max_http_connections: usize,
+    /// Open TCP connections from one socket address (IPv6 by /64), above
+    /// `max_connections_per_address + max_agent_connections_per_address`. Not applied with
+    /// `trust_forwarded_for`: every connection then comes from the balancer.
+    pub max_http_connections_per_address: usize,
     /// Count connections by the last address of `X-Forwarded-For` rather than the socket's:
     /// right when every client comes through a load balancer that appends it (nginx's
     /// `$proxy_add_x_forwarded_for`), wrong otherwise (clients could pick their address).
@@ -96,6 +110,10 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             max_connections_per_address: 500,
+            max_agent_connections: 1_000,
+            max_agent_connections_per_address: 100,
+            max_http_connections: 25_000,
+            max_http_connections_per_address: 1_000,
             trust_forwarded_for: false,
             handoffs_per_address_per_minute: 10.0,
             handoffs_per_shop_per_minute: 600.0,
@@ -361,6 +379,10 @@ pub struct LimitsFile {
     pub header_read_timeout_ms: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_connections_per_address: Option<usize>,
+    pub max_agent_connections: Option<usize>,
+    pub max_agent_connections_per_address: Option<usize>,
+    pub max_http_connections: Option<usize>,
+    pub max_http_connections_per_address: Option<usize>,
     pub trust_forwarded_for: Option<bool>,
     pub handoffs_per_address_per_minute: Option<f64>,
     pub handoffs_per_shop_per_minute: Option<f64>,
@@ -449,6 +471,18 @@ impl ConfigFile {
         limits.max_connections_per_address = l
             .max_connections_per_address
             .unwrap_or(limits.max_connections_per_address);
+        limits.max_agent_connections = l
+            .max_agent_connections
+            .unwrap_or(limits.max_agent_connections);
+        limits.max_agent_connections_per_address = l
+            .max_agent_connections_per_address
+            .unwrap_or(limits.max_agent_connections_per_address);
+        limits.max_http_connections = l
+            .max_http_connections
+            .unwrap_or(limits.max_http_connections);
+        limits.max_http_connections_per_address = l
+            .max_http_connections_per_address
+            .unwrap_or(limits.max_http_connections_per_address);
         limits.trust_forwarded_for = l.trust_forwarded_for.unwrap_or(limits.trust_forwarded_for);
         limits.handoffs_per_address_per_minute = l
             .handoffs_per_address_per_minute
@@ -484,7 +518,7 @@ mod tests {
         std::fs::write(
             &path,
             "listen = \"0.0.0.0:9000\"\nkpi_refresh_ms = 5000\n[limits]\nmax_text_chars = 500\n\
-             handoffs_per_address_per_minute = 4.0\n",
+             handoffs_per_address_per_minute = 4.0\nmax_http_connections_per_address = 7\n",
         )
         .unwrap();
         let mut config = ServeConfig::default();
@@ -492,6 +526,7 @@ mod tests {
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.limits.max_text_chars, 500);
         assert_eq!(config.limits.handoffs_per_address_per_minute, 4.0);
+        assert_eq!(config.limits.max_http_connections_per_address, 7);
         assert_eq!(config.kpi_refresh, Duration::from_secs(5));
         assert_eq!(config.metrics_token_sha256, None);
         assert_eq!(config.database, ServeConfig::default().database);

@@ -126,7 +126,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.allow_demo_tokens |= args.allow_demo_tokens;
 
     // Before any thread or socket exists, so all of them share the raised limit.
-    autoresponder::open_files::raise_to_hard_limit();
+    let open_files = autoresponder::open_files::raise_to_hard_limit();
+    autoresponder::transport::log_connection_caps(&config.limits, open_files.map(|f| f.soft));
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -141,7 +141,7 @@ impl Intake {
 }
 
 /// The unit an address is limited by: itself for IPv4, its /64 for IPv6 (one subscriber's
-/// line usually has a whole /64).
+/// line usually has a whole /64). The connection caps count by it too.
 pub fn group(address: IpAddr) -> IpAddr {
     match address {
         IpAddr::V4(_) => address,

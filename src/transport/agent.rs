@@ -48,7 +48,7 @@ pub async fn upgrade(
         agent = %identity.agent.id
     );
     let run = move |app, stream, outbound| session(app, identity, swaps, stream, outbound);
-    super::accept_socket(app, remote, &headers, ws, span, "agent", run)
+    super::accept_socket(app, remote, &headers, ws, span, super::Side::Agent, run)
 }
 
 async fn session(

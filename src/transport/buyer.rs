@@ -85,7 +85,7 @@ pub async fn upgrade(
     let address = app.client_address(remote, &headers);
     let run =
         move |app, stream, outbound| session(app, shop_id, buyer, address, swaps, stream, outbound);
-    super::accept_socket(app, remote, &headers, ws, span, "buyer", run)
+    super::accept_socket(app, remote, &headers, ws, span, super::Side::Buyer, run)
 }
 
 async fn session(

@@ -63,10 +63,14 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
     pub tracker: TaskTracker,
-    /// Open connections, for the caps of `Limits`.
-    slots: Arc<slots::Slots>,
     /// Buyers' rate limits, which outlive their connections.
     buckets: rate::Buckets,
+    /// Open websockets, buyers' and agents' apart (so buyers cannot push agents out), for
+    /// the caps of `Limits`; every TCP connection's place is the acceptor's (`tcp_slots`).
+    buyer_slots: Arc<slots::Slots>,
+    agent_slots: Arc<slots::Slots>,
+    /// Every accepted TCP connection, upgraded or not.
+    tcp_slots: Arc<slots::Slots>,
     /// The last `/readyz` checks, shared by every probe.
     readiness: readiness::Readiness,
     next_connection: AtomicU64,
@@ -92,25 +96,34 @@ impl App {
             limits: config.limits.clone(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
-            slots: Arc::default(),
             buckets: rate::Buckets::default(),
+            buyer_slots: slots::Slots::new(slots::Caps {
+                total: config.limits.max_connections,
+                per_address: Some(config.limits.max_connections_per_address),
+            }),
+            agent_slots: slots::Slots::new(slots::Caps {
+                total: config.limits.max_agent_connections,
+                per_address: Some(config.limits.max_agent_connections_per_address),
+            }),
+            tcp_slots: slots::Slots::new(tcp_caps(&config.limits)),
             readiness: readiness::Readiness::default(),
             next_connection: AtomicU64::new(1),
         }
     }
 
-    /// A place for a new connection from `address` (or, behind a trusted load balancer, from
-    /// the client it names), or the 503 refusal.
+    /// A place for a new websocket of `side` from `address` (or, behind a trusted load
+    /// balancer, from the client it names), or the 503 refusal.
     fn connection_slot(
         &self,
+        side: Side,
         address: std::net::SocketAddr,
         headers: &axum::http::HeaderMap,
     ) -> Result<slots::Slot, slots::Full> {
-        self.slots.take(
-            self.client_address(address, headers),
-            self.limits.max_connections,
-            self.limits.max_connections_per_address,
-        )
+        let slots = match side {
+            Side::Buyer => &self.buyer_slots,
+            Side::Agent => &self.agent_slots,
+        };
+        slots.take(self.client_address(address, headers))
     }
 
     /// The client's address as the limits count it: the socket's, or the load balancer's
@@ -131,7 +144,75 @@ impl App {
     }
 }
 
-/// Completes a websocket upgrade: takes a place of the connection caps for `address`
+/// The TCP caps of `limits`. Behind a trusted load balancer every connection comes from the
+/// balancer's address, and the client's is only known once a request is read, so only the
+/// total applies; the websocket caps still count each client.
+fn tcp_caps(limits: &Limits) -> slots::Caps {
+    slots::Caps {
+        total: limits.max_http_connections,
+        per_address: (!limits.trust_forwarded_for)
+            .then_some(limits.max_http_connections_per_address),
+    }
+}
+
+/// Logs the connection caps the service serves with, beside the open-files limit (each
+/// connection holds a file descriptor), and warns about caps that cannot be reached.
+pub fn log_connection_caps(limits: &Limits, open_files: Option<u64>) {
+    let tcp = tcp_caps(limits);
+    tracing::info!(
+        tcp = tcp.total,
+        tcp_per_address = tcp.per_address.map_or("off".to_string(), |n| n.to_string()),
+        buyers = limits.max_connections,
+        buyers_per_address = limits.max_connections_per_address,
+        agents = limits.max_agent_connections,
+        agents_per_address = limits.max_agent_connections_per_address,
+        "connection caps"
+    );
+    if tcp.total < limits.max_connections + limits.max_agent_connections {
+        tracing::warn!(
+            "max_http_connections is below max_connections + max_agent_connections: an \
+             upgraded websocket keeps its TCP place, so the websocket caps cannot be reached"
+        );
+    }
+    if let Some(per_address) = tcp.per_address
+        && per_address
+            < limits.max_connections_per_address + limits.max_agent_connections_per_address
+    {
+        tracing::warn!(
+            "max_http_connections_per_address is below max_connections_per_address + \
+             max_agent_connections_per_address: the websocket caps per address cannot be \
+             reached"
+        );
+    }
+    if let Some(open_files) = open_files
+        && open_files < tcp.total as u64
+    {
+        tracing::warn!(
+            open_files,
+            max_http_connections = tcp.total,
+            "the open-files limit is below max_http_connections: connections past it wait \
+             for a free descriptor instead of getting 503"
+        );
+    }
+}
+
+/// Which side of the chat a websocket serves; each has its own caps and gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Buyer,
+    Agent,
+}
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Buyer => "buyer",
+            Side::Agent => "agent",
+        }
+    }
+}
+
+/// Completes a websocket upgrade: takes a place of `side`'s connection caps for `address`
 /// (refused with 503 when full), sizes the socket by the limits, and runs `session` as a
 /// tracked task in `span`, with the socket's incoming half and its outbound queue. Once the
 /// session returns (dropping its queue), the writer drains what is queued, and the place is
@@ -142,14 +223,14 @@ fn accept_socket<S, F>(
     headers: &axum::http::HeaderMap,
     ws: WebSocketUpgrade,
     span: tracing::Span,
-    side: &'static str,
+    side: Side,
     session: S,
 ) -> Response
 where
     S: FnOnce(Arc<App>, SplitStream<WebSocket>, Outbound) -> F + Send + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
-    let slot = match app.connection_slot(address, headers) {
+    let slot = match app.connection_slot(side, address, headers) {
         Ok(slot) => slot,
         Err(full) => return full.into_response(),
     };
@@ -162,7 +243,7 @@ where
         .on_upgrade(move |socket| {
             let tracker = app.tracker.clone();
             let connection = async move {
-                let _counted = ConnectionGuard::new(&app.metrics, side);
+                let _counted = ConnectionGuard::new(&app.metrics, side.label());
                 let (sink, stream) = socket.split();
                 let (outbound, writer) = Outbound::start(
                     sink,
@@ -231,6 +312,7 @@ pub async fn serve(
         listener,
         router(app.clone()),
         app.limits.header_read_timeout,
+        app.tcp_slots.clone(),
         app.shutdown.clone(),
     )
     .await;

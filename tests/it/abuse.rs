@@ -673,15 +673,20 @@ async fn storm_cycle(app_address: std::net::SocketAddr, task: usize, round: usiz
     true
 }
 
+/// A TCP connection to the service from `local` (any loopback address).
+async fn tcp_from(app: &TestApp, local: &str) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
+    socket.connect(app.address).await.unwrap()
+}
+
 /// A buyer connection from `local` (any loopback address), or the refusal's HTTP status.
 async fn connect_from(
     app: &TestApp,
     local: &str,
     buyer: &str,
-) -> Result<tokio_tungstenite::WebSocketStream<TcpStream>, u16> {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{local}:0").parse().unwrap()).unwrap();
-    let stream = socket.connect(app.address).await.unwrap();
+) -> Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>, u16> {
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(tcp_from(app, local).await);
     let url = app.url(&format!("/ws/buyer?buyer={buyer}"));
     match tokio_tungstenite::client_async(url, stream).await {
         Ok((socket, _)) => Ok(socket),
@@ -838,5 +843,120 @@ async fn a_reconnect_storm_gives_back_every_slot_and_leaves_no_task_behind() {
         "{} tasks alive after the storm, {tasks_before} before",
         runtime.num_alive_tasks()
     );
+    app.shutdown().await;
+}
+
+/// An idle keep-alive connection from `local`, once it got its answer to one request; `None`
+/// if the service refused the connection with 503 instead.
+async fn keep_alive_from(app: &TestApp, local: &str) -> Option<TcpStream> {
+    let mut stream = tcp_from(app, local).await;
+    // A refused connection may already be reset when the request is written.
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .ok()?;
+    let mut head = [0u8; 12];
+    tokio::time::timeout(PATIENCE, stream.read_exact(&mut head))
+        .await
+        .expect("answered in time")
+        .ok()?;
+    match &head {
+        b"HTTP/1.1 200" => Some(stream),
+        b"HTTP/1.1 503" => None,
+        other => panic!("{}", String::from_utf8_lossy(other)),
+    }
+}
+
+/// What the service sends a connection from `local` that sends nothing, up to its close.
+async fn answer_to_silence(app: &TestApp, local: &str) -> String {
+    let mut stream = tcp_from(app, local).await;
+    let mut received = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut received))
+        .await
+        .expect("the service answers or closes at once");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn tcp_connections_past_the_cap_per_address_are_refused_before_any_request() {
+    let per_address = 30;
+    let app = TestApp::start_with(Limits {
+        max_http_connections_per_address: per_address,
+        ..Limits::default()
+    })
+    .await;
+    // One address holds its whole share: silent connections, half-sent requests and idle
+    // keep-alives, none of them a websocket. The keep-alives were answered, so each
+    // connection before them was accepted.
+    let request = upgrade_request("/ws/buyer?buyer=slow");
+    let mut held = Vec::new();
+    for i in 0..per_address {
+        let stream = match i % 3 {
+            0 => tcp_from(&app, "127.0.0.1").await,
+            1 => {
+                let mut stream = tcp_from(&app, "127.0.0.1").await;
+                stream.write_all(&request.as_bytes()[..30]).await.unwrap();
+                stream
+            }
+            _ => keep_alive_from(&app, "127.0.0.1")
+                .await
+                .expect("within the cap"),
+        };
+        held.push(stream);
+    }
+    // The next one is told so at once, without a request: before, it was accepted and held
+    // until the header timeout (10 s), and a few thousand such used up the descriptors.
+    let refused = answer_to_silence(&app, "127.0.0.1").await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused:?}");
+    assert!(refused.contains("Retry-After: 5\r\n"), "{refused:?}");
+    assert!(refused.contains("too many connections"), "{refused:?}");
+    assert!(keep_alive_from(&app, "127.0.0.1").await.is_none());
+
+    // A buyer from another address is served meanwhile.
+    let mut buyer = Client::from_socket(connect_from(&app, "127.0.0.2", "other").await.unwrap())
+        .welcomed()
+        .await;
+    answered(&mut buyer, "while-capped").await;
+
+    // Every place is given back once the connections close: the address holds exactly its
+    // share again (the service notices the closes on its own time, hence the guarded retry).
+    drop(held);
+    let mut again = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while again.len() < per_address {
+            match keep_alive_from(&app, "127.0.0.1").await {
+                Some(stream) => again.push(stream),
+                None => tokio::time::sleep(Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await
+    .expect("the places are given back");
+    assert!(
+        answer_to_silence(&app, "127.0.0.1")
+            .await
+            .starts_with("HTTP/1.1 503")
+    );
+    answered(&mut buyer, "after").await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn behind_a_load_balancer_the_tcp_cap_per_address_is_off() {
+    let app = TestApp::start_with(Limits {
+        max_http_connections_per_address: 2,
+        trust_forwarded_for: true,
+        ..Limits::default()
+    })
+    .await;
+    // Every connection comes from the balancer's address; only the total counts them.
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(
+            keep_alive_from(&app, "127.0.0.1")
+                .await
+                .expect("not capped per address"),
+        );
+    }
     app.shutdown().await;
 }

@@ -47,6 +47,7 @@ fn intents(dir: &Path) -> std::path::PathBuf {
          messages_per_second = 100.0\nmax_connections_per_address = 10000\n\
          messages_per_address_per_second = 100000.0\nmessage_burst_per_address = 100000\n\
          conversations_per_address_per_minute = 100000.0\n\
+         max_http_connections_per_address = 20000\n\
          handoffs_per_address_per_minute = 100000.0\nhandoffs_per_shop_per_minute = 100000.0\n",
     )
     .unwrap();

@@ -424,3 +424,47 @@ async fn new_conversations_per_address_are_limited_before_anything_is_stored() {
     expect_error(&mut over, "rate_limited").await;
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn agents_have_their_own_connection_cap_that_buyers_cannot_fill() {
+    use crate::agents::{complaining_buyer, handoff_for};
+    let app = TestApp::launch(crate::helpers::Setup {
+        limits: Limits {
+            max_connections_per_address: 2,
+            max_agent_connections_per_address: 1,
+            ..Limits::default()
+        },
+        ..crate::helpers::Setup::staffed("")
+    })
+    .await;
+    // Buyers from the office's address fill their cap; one of them wants a human.
+    let (_complaining, conversation) =
+        complaining_buyer(&app, "office-1", "质量太差了，我要投诉").await;
+    let _other = app.buyer("office-2").await.welcomed().await;
+    assert_eq!(app.refused_upgrade("/ws/buyer?buyer=office-3").await, 503);
+
+    // An agent from that same address still connects and claims: the buyers' places are
+    // not the agents'. Before, the console counted against the buyers' cap and got 503.
+    let mut mei = app.agent("mei").await;
+    let case = handoff_for(&mut mei, &conversation).await;
+    mei.send_json(serde_json::json!({"type": "claim", "handoff": case["handoff"]["id"]}))
+        .await;
+    assert_eq!(mei.next_of("claimed").await["agent"], "mei");
+
+    // Agents have a cap of their own, and the agent did not take a buyer's place.
+    assert_eq!(app.refused_upgrade("/ws/agent?token=token-lan").await, 503);
+    assert_eq!(app.refused_upgrade("/ws/buyer?buyer=office-3").await, 503);
+    drop(mei);
+    tokio::time::timeout(crate::helpers::PATIENCE, async {
+        loop {
+            let url = app.url("/ws/agent?token=token-lan");
+            match tokio_tungstenite::connect_async(url).await {
+                Ok(_) => return,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+    })
+    .await
+    .expect("the agent's freed place is taken");
+    app.shutdown().await;
+}

@@ -312,6 +312,8 @@ agent_frames_per_second = 1000000.0
 agent_frame_burst = 1000000
 max_connections = 100000
 max_connections_per_address = 100000
+max_http_connections = 200000
+max_http_connections_per_address = 200000
 handoffs_per_address_per_minute = 1000000.0
 handoffs_per_shop_per_minute = 1000000.0
 ";

@@ -10,5 +10,5 @@
 mod session;
 pub mod step;
 
-pub use session::{BuyerSession, CaseUpdate, NotOpened, ToBuyer};
+pub use session::{Arrival, BuyerSession, CaseUpdate, NotOpened, ToBuyer};
 pub use step::{AfterCommit, Humans, Step};

@@ -81,6 +81,14 @@ pub struct BuyerSession {
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_millis(800);
 
+/// A buyer connecting: who, to which shop, from where, and when.
+pub struct Arrival<'a> {
+    pub shop: &'a str,
+    pub buyer: &'a str,
+    pub address: IpAddr,
+    pub at: DateTime<Utc>,
+}
+
 impl BuyerSession {
     /// Opens (or continues) the buyer's conversation and links it to the desk before anything
     /// is read, so no push between now and then is missed. The pushes arrive in the inbox of
@@ -90,13 +98,16 @@ impl BuyerSession {
     pub async fn open(
         store: Arc<dyn Store>,
         desk: Arc<Desk>,
-        shop: &str,
-        buyer: &str,
-        address: IpAddr,
-        now: DateTime<Utc>,
+        arrival: Arrival<'_>,
         store_retry: Duration,
         may_start: impl FnOnce() -> bool,
     ) -> Result<(BuyerSession, Pushes), NotOpened> {
+        let Arrival {
+            shop,
+            buyer,
+            address,
+            at: now,
+        } = arrival;
         let conversation = match store.find_conversation(shop, buyer).await? {
             Some(conversation) => conversation,
             None if may_start() => store.open_conversation(shop, buyer, now).await?,

@@ -27,7 +27,7 @@ use super::rate::{Key, Rate};
 use super::wire::{BuyerFrame, ErrorCode, ServerFrame, parse_buyer_frame};
 use crate::clock::rfc3339;
 use crate::desk::{BuyerPush, Pushes};
-use crate::dialogue::{BuyerSession, CaseUpdate, NotOpened, ToBuyer};
+use crate::dialogue::{Arrival, BuyerSession, CaseUpdate, NotOpened, ToBuyer};
 use crate::reply::ReplyKind;
 use crate::shop::Shop;
 use crate::store::BuyerMessage;
@@ -171,10 +171,12 @@ impl Connection {
         let opened = BuyerSession::open(
             app.store.clone(),
             app.desk.clone(),
-            &self.shop_id,
-            buyer,
-            self.address,
-            now,
+            Arrival {
+                shop: &self.shop_id,
+                buyer,
+                address: self.address,
+                at: now,
+            },
             app.limits.store_retry,
             may_start,
         )

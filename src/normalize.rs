@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn a_bare_negation_is_no_question_but_a_not_a_is() {
-        for statement in ["新包装不好看", "第一次买希望不要失望", "我已经下单了"]
+        for statement in ["这款外套不好看", "希望这次不要失望", "我已经下单了"]
         {
             assert!(!looks_like_question(&normalize(statement)), "{statement}");
         }
@@ -190,7 +190,7 @@ const QUESTION_MARKERS: &[&str] = &[
 
 /// Whether a normalised message is shaped like a question.
 pub fn looks_like_question(normalized: &str) -> bool {
-    // 不 alone is no question ("新包装不好看"); 包不包邮, 是不是 and a closing 不 are.
+    // 不 alone is no question ("这款外套不好看"); 包不包邮, 是不是 and a closing 不 are.
     QUESTION_MARKERS.iter().any(|m| normalized.contains(m))
         || ends_in_question_particle(normalized)
         || has_a_not_a(normalized)

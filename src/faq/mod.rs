@@ -79,7 +79,7 @@ const ASKING_WORDS: &[&str] = &[
     "能不能",
     "有没有",
     "是不是",
-    // "A还是B" and "能用" ask which or whether; "还是电池的" says nothing about an invoice
+    // "A还是B" and "能用" ask which or whether; "还是塑料的" says nothing about an invoice
     "还是",
     "能用",
 ];
@@ -106,8 +106,9 @@ pub struct FaqRule {
     /// often than a question does.
     pub statement_words: usize,
     /// How many words a question must share with the best entry's questions at the least;
-    /// words that ask ("还是", "多少钱") do not count. "还是电池的" scored well against the
-    /// entry on paper or electronic invoices with nothing in common but its 还是.
+    /// words that ask ("还是", "多少钱") do not count. A fragment such as "还是塑料的" can
+    /// score well against the entry on paper or electronic invoices with nothing in common
+    /// but its 还是.
     pub question_words: usize,
 }
 

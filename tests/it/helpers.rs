@@ -119,6 +119,8 @@ pub struct Setup {
     /// A shared database (PostgreSQL) instead of the test's own SQLite file.
     pub database: Option<Database>,
     pub cluster: ClusterSettings,
+    /// The FAQ knowledge base, when a test changes it: a copy of its own, not the project's.
+    pub index: Option<PathBuf>,
 }
 
 impl Default for Setup {
@@ -134,6 +136,7 @@ impl Default for Setup {
                 pool_size: 8,
             },
             limits: Limits::default(),
+            index: None,
             agents: None,
             webhooks: WebhookSettings {
                 timeout: Duration::from_secs(2),
@@ -221,7 +224,7 @@ impl TestApp {
         let config = ServeConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             intents: intents.clone(),
-            index: repo_path("index"),
+            index: setup.index.unwrap_or_else(|| repo_path("index")),
             faq_on_disk: None,
             database: db,
             database_busy_timeout,

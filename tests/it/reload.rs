@@ -404,6 +404,62 @@ async fn a_reload_removing_most_of_a_shops_intents_is_refused_until_an_operator_
     app.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_reload_removing_most_of_a_shops_faq_is_refused_until_an_operator_forces_it() {
+    // A knowledge base of the test's own, since it is cut below.
+    let index = tempfile::tempdir().unwrap();
+    let faq_dir = index.path().join("default");
+    std::fs::create_dir_all(&faq_dir).unwrap();
+    for file in std::fs::read_dir(crate::helpers::repo_path("index/default")).unwrap() {
+        let file = file.unwrap().path();
+        if file.is_file() {
+            std::fs::copy(&file, faq_dir.join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let app = TestApp::launch(crate::helpers::Setup {
+        index: Some(index.path().to_path_buf()),
+        ..crate::helpers::Setup::default()
+    })
+    .await;
+    let mut buyer = app.buyer("faq-cut-short").await.welcomed().await;
+    let question = "翻毛皮的鞋子怎么清洁";
+    let before = first_reply(&mut buyer, question, "1").await;
+    assert_eq!(before["intent"], "suede_shoes_clean", "{before}");
+
+    // A failed sync leaves only the first entry of every FAQ file.
+    for file in std::fs::read_dir(&faq_dir).unwrap() {
+        let file = file.unwrap().path();
+        let text = std::fs::read_to_string(&file).unwrap();
+        let kept = match file.extension().and_then(|e| e.to_str()) {
+            Some("toml") => match text.match_indices("[[entry]]").nth(1) {
+                Some((second, _)) => text[..second].to_string(),
+                None => continue,
+            },
+            Some("jsonl") => text.lines().next().unwrap_or_default().to_string() + "\n",
+            _ => continue,
+        };
+        std::fs::write(&file, kept).unwrap();
+    }
+    let (code, body) = app.http("POST", "/api/admin/reload", &[BEARER]).await;
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("FAQ entries of shop default"), "{body}");
+    assert!(body.contains("force=true"), "{body}");
+    let still = first_reply(&mut buyer, question, "2").await;
+    assert_eq!(
+        still["intent"], "suede_shoes_clean",
+        "the old entries still answer: {still}"
+    );
+
+    // The operator meant it: the entry is gone.
+    let (code, body) = app
+        .http("POST", "/api/admin/reload?force=true", &[BEARER])
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let after = first_reply(&mut buyer, question, "3").await;
+    assert_ne!(after["intent"], "suede_shoes_clean", "{after}");
+    app.shutdown().await;
+}
+
 /// Reads what a connection gets until it is closed, and returns the close frame.
 async fn closed(client: &mut crate::helpers::Client) -> Option<CloseFrame> {
     loop {

@@ -4,17 +4,17 @@
  *   <script src="https://host/widget.js" data-shop="default"></script>
  *
  * data-shop    the shop id (default "default")
- * data-buyer   force a buyer id (otherwise: the page's ?buyer= parameter, see below, or a
- *              random id kept in localStorage per shop)
+ * data-buyer   the buyer id the token below is bound to (ignored without data-token)
  * data-token   a buyer token signed by the shop's backend (shops with a secret)
  * data-server  the service origin, e.g. "https://chat.example.com" (default: the origin
  *              this script was loaded from; http -> ws, https -> wss)
  * data-title   the panel title (default "在线客服")
  *
- * When neither data-buyer nor data-token is given, a `buyer` query parameter of the page
- * itself (…/item.html?buyer=alice) is used as the buyer id; the demo page and the browser
- * test rely on this. With data-token the id must come from data-buyer (the token is bound
- * to it), so the page parameter is ignored.
+ * Without a signed token the widget uses only its own random id, kept in localStorage per
+ * shop. It never takes a buyer id from the page's address: a link such as
+ * …/item.html?buyer=alice would fix a victim's id to one the sender knows, and the sender
+ * could then read the agent's replies to the victim. A page that knows its buyer passes
+ * data-buyer with data-token, the token signed by the shop's backend for that id.
  *
  * Everything lives in a shadow root (no clash with the shop page's CSS), styled by
  * widget.css from beside this script; all text from the buyer, the bot and agents is
@@ -66,18 +66,10 @@
     return 'v-' + hex;
   }
 
-  function pageBuyerParam() {
-    try {
-      var v = new URLSearchParams(window.location.search).get('buyer');
-      return v && v.trim() ? v.trim().slice(0, 128) : null;
-    } catch (e) { return null; }
-  }
-
   function resolveBuyer() {
-    if (ds.buyer && ds.buyer.trim()) return ds.buyer.trim();
-    if (!token) {
-      var fromPage = pageBuyerParam();
-      if (fromPage) return fromPage;
+    if (token && ds.buyer && ds.buyer.trim()) return ds.buyer.trim();
+    if (ds.buyer && !token && window.console) {
+      console.warn('autoresponder widget: data-buyer is ignored without data-token (a signed buyer token)');
     }
     var key = 'autoresponder:buyer:' + shop;
     var id = storageGet('localStorage', key);

@@ -139,9 +139,18 @@ async function main() {
   });
 
   await step('buyer opens the shop page and the chat', async () => {
-    await shopPage.goto(`${base}/?buyer=${encodeURIComponent(buyer)}`, { waitUntil: 'domcontentloaded' });
+    // The widget keeps its own random id in localStorage; the test gives it a known one
+    // there, as a returning buyer would have. A buyer id in the page's address (a link
+    // someone sent) must not replace it.
+    await shopPage.addInitScript((id) => localStorage.setItem('autoresponder:buyer:default', id), buyer);
+    const socket = shopPage.waitForEvent('websocket', (ws) => ws.url().includes('/ws/buyer'));
+    await shopPage.goto(`${base}/?buyer=planted-by-a-link`, { waitUntil: 'domcontentloaded' });
     await byTestId(shopPage, 'chat-launcher').click();
     await byTestId(shopPage, 'chat-panel').waitFor({ state: 'visible' });
+    const chatUrl = new URL((await socket).url());
+    if (chatUrl.searchParams.get('buyer') !== buyer) {
+      throw new Error(`the widget chats as ${chatUrl.searchParams.get('buyer')}, not its own id ${buyer}`);
+    }
     // Styled by shop.css and widget.css, files the page's policy lets in.
     const colour = (selector) => shopPage.locator(selector).first().evaluate((el) => getComputedStyle(el).backgroundColor);
     for (const [selector, expected] of [['.demo-note', 'rgb(255, 244, 229)'], ['[data-testid="chat-panel"] .head', 'rgb(255, 90, 54)']]) {

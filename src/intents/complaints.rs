@@ -66,6 +66,11 @@ struct Found {
     handoff_intent: usize,
 }
 
+/// A worry is asked in a few words ("会掉色吗"); a long message that ends in 吗 is a
+/// complaint with a rhetorical question at its end ("…送到哪里去了，你们还会送吗"), and is
+/// scored as it stands.
+const QUESTION_MAX_CHARS: usize = 24;
+
 /// A compiled lexicon.
 #[derive(Debug, Clone)]
 pub struct ComplaintLexicon {
@@ -202,7 +207,9 @@ impl ComplaintLexicon {
         {
             total += self.target_bonus;
         }
-        if ends_in_question_particle(normalized) {
+        if ends_in_question_particle(normalized)
+            && normalized.chars().nth(QUESTION_MAX_CHARS).is_none()
+        {
             total *= self.question_damping;
         }
         if praised {
@@ -313,6 +320,16 @@ mod tests {
         check("会不会掉色啊", None);
         check("担心掉色", None);
         check("和上次不一样", None);
+    }
+
+    #[test]
+    fn only_a_short_question_is_a_worry() {
+        check("掉色吗", None);
+        // A long report that ends in a rhetorical question is scored as it stands.
+        check(
+            "上周在你们店买的这件衣服才洗了一次就开始掉色了，你们说这正常吗",
+            Some(AFTER_SALE),
+        );
     }
 
     #[test]

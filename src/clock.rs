@@ -58,3 +58,28 @@ pub type SharedClock = Arc<dyn Clock>;
 pub fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+/// Runs `job` at once, then every `period`, until `shutdown` (which also stops a run in
+/// progress). The period is on tokio's clock, so tests move it instead of waiting; a run
+/// that overruns delays the next one rather than bunching them.
+pub async fn every<F, Fut>(
+    period: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+    mut job: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            () = job() => {}
+        }
+    }
+}

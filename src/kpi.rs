@@ -24,17 +24,9 @@ pub struct KpiRefresher {
 }
 
 impl KpiRefresher {
-    /// Recomputes the figures at once, then every period, until shutdown. The period runs on
-    /// tokio's clock, so tests move it instead of waiting.
+    /// Recomputes the figures at once, then every period, until shutdown.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut ticks = tokio::time::interval(self.every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticks.tick() => self.refresh().await,
-            }
-        }
+        crate::clock::every(self.every, shutdown, || self.refresh()).await;
     }
 
     /// Sets the KPI gauges of every shop from the store, over the last 24 hours.

@@ -33,26 +33,15 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    /// Sweeps at once, then every period, until shutdown. The period runs on tokio's clock,
-    /// so tests move it instead of waiting.
+    /// Sweeps at once, then every period, until shutdown.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut ticks = tokio::time::interval(self.every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = ticks.tick() => {}
+        crate::clock::every(self.every, shutdown, || async {
+            if let Err(e) = self.sweep().await {
+                tracing::warn!(error = %e, "the retention sweep stopped early");
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                swept = self.sweep() => {
-                    if let Err(e) = swept {
-                        tracing::warn!(error = %e, "the retention sweep stopped early");
-                    }
-                    self.metrics.retention_sweeps.inc();
-                }
-            }
-        }
+            self.metrics.retention_sweeps.inc();
+        })
+        .await;
     }
 
     /// Deletes, shop by shop, what is older than the shop keeps, and trims its unanswered
